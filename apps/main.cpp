@@ -1,0 +1,32 @@
+// reel: one binary, one subcommand per job. A reel::Error becomes one line on stderr and exit
+// code 1; a bad command line exits with 2.
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <string>
+
+#include "commands.h"
+#include "reel/core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"reel: CNN-LSTM video classification from scratch (C++17 and CUDA)"};
+  app.require_subcommand(1);
+  std::map<std::string, reel::apps::Command> commands;
+  commands["demo"] = reel::apps::add_demo(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    for (auto* sub : app.get_subcommands()) return commands.at(sub->get_name())();
+  } catch (const reel::Error& e) {
+    std::fprintf(stderr, "reel: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "reel: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,124 @@
+// SGEMM throughput: reel::cpu::gemm against OpenBLAS's cblas_sgemm (when built with
+// REEL_HAVE_OPENBLAS) on the shapes reel runs, at reel::cpu::num_threads() threads for both.
+// Counter GFLOPS = 2 M N K per second / 1e9.
+//
+// Run OpenBLAS with its own kernel choice: `env -u OPENBLAS_CORETYPE` (our environment sets
+// OPENBLAS_CORETYPE=Haswell, which halves it on AVX-512 machines).
+//
+// Shapes, as Args({M, N, K}) of row-major C[M, N] = A[M, K] * B[K, N]:
+// - square 256, 512, 1024, 2048;
+// - LSTM: one recurrent step, batch 32, hidden 256 (4H = 1024 gates): M=32 N=1024 K=256; the
+//   input projection of all steps at once: M=512 N=1024 K=512;
+// - im2col GEMMs of ResNet-18's 3x3 convolutions for a batch of 8 112x112 images:
+//   M = Cout, N = batch * Hout * Wout, K = Cin * 9. The stem (7x7 stride 2) gives 56x56 and the
+//   max pool 28x28, so
+//     layer1: 28x28,  64 -> 64:                 M=64  N=8*28*28=6272 K=64*9=576
+//     layer2: 14x14, first conv 64 -> 128 (s2): M=128 N=8*14*14=1568 K=64*9=576
+//                    then 128 -> 128:           M=128 N=1568         K=128*9=1152
+//     layer3:  7x7,  first conv 128 -> 256:     M=256 N=8*7*7=392    K=128*9=1152
+//                    then 256 -> 256:           M=256 N=392          K=256*9=2304
+//     layer4:  4x4,  first conv 256 -> 512:     M=512 N=8*4*4=128    K=256*9=2304
+//                    then 512 -> 512:           M=512 N=128          K=512*9=4608
+//   (layer4's stride-2 conv maps 7x7 to 4x4: (7 + 2*1 - 3) / 2 + 1 = 4.)
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "reel/kernels/cpu/parallel.h"
+#include "reel/kernels/gemm.h"
+
+#ifdef REEL_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace {
+
+struct Operands {
+  std::vector<float> a, b, c;
+  Operands(int64_t m, int64_t n, int64_t k)
+      : a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n)), c(static_cast<size_t>(m * n)) {
+    // Small values that keep sums finite; the pattern does not matter for speed.
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i % 7) * 0.125f - 0.375f;
+    for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(i % 5) * 0.25f - 0.5f;
+  }
+};
+
+void set_flops(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
+  state.counters["GFLOPS"] = benchmark::Counter(2.0 * static_cast<double>(m) * n * k * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// trans_a / trans_b select the stored layouts: A [K, M] and B [N, K] when set.
+template <bool TransA, bool TransB>
+void BM_GemmT(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  Operands x(m, n, k);
+  const int64_t lda = TransA ? m : k, ldb = TransB ? k : n;
+  for (auto _ : state) {
+    reel::cpu::gemm(TransA, TransB, m, n, k, 1.0f, x.a.data(), lda, x.b.data(), ldb, 0.0f,
+                    x.c.data(), n);
+    benchmark::DoNotOptimize(x.c.data());
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, m, n, k);
+  state.SetLabel(reel::cpu::gemm_isa());
+}
+
+void BM_Gemm(benchmark::State& state) { BM_GemmT<false, false>(state); }
+void BM_GemmNT(benchmark::State& state) { BM_GemmT<false, true>(state); }
+void BM_GemmTN(benchmark::State& state) { BM_GemmT<true, false>(state); }
+
+void BM_GemmNaive(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  Operands x(m, n, k);
+  for (auto _ : state) {
+    reel::cpu::gemm_naive(false, false, m, n, k, 1.0f, x.a.data(), k, x.b.data(), n, 0.0f,
+                          x.c.data(), n);
+    benchmark::DoNotOptimize(x.c.data());
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, m, n, k);
+}
+
+#ifdef REEL_HAVE_OPENBLAS
+void BM_GemmOpenBLAS(benchmark::State& state) {
+  const int m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1)),
+            k = static_cast<int>(state.range(2));
+  Operands x(m, n, k);
+  openblas_set_num_threads(reel::cpu::num_threads());
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, x.a.data(), k,
+                x.b.data(), n, 0.0f, x.c.data(), n);
+    benchmark::DoNotOptimize(x.c.data());
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, m, n, k);
+}
+#endif
+
+void shapes(benchmark::internal::Benchmark* b) {
+  for (int64_t s : {256, 512, 1024, 2048}) b->Args({s, s, s});
+  b->Args({32, 1024, 256});
+  b->Args({512, 1024, 512});
+  b->Args({64, 6272, 576});
+  b->Args({128, 1568, 576});
+  b->Args({128, 1568, 1152});
+  b->Args({256, 392, 1152});
+  b->Args({256, 392, 2304});
+  b->Args({512, 128, 2304});
+  b->Args({512, 128, 4608});
+}
+
+}  // namespace
+
+BENCHMARK(BM_Gemm)->Apply(shapes)->UseRealTime();
+#ifdef REEL_HAVE_OPENBLAS
+BENCHMARK(BM_GemmOpenBLAS)->Apply(shapes)->UseRealTime();
+#endif
+BENCHMARK(BM_GemmNT)->Args({1024, 1024, 1024})->Args({32, 1024, 256})->UseRealTime();
+BENCHMARK(BM_GemmTN)->Args({1024, 1024, 1024})->Args({32, 1024, 256})->UseRealTime();
+BENCHMARK(BM_GemmNaive)->Args({256, 256, 256})->UseRealTime();
+
+BENCHMARK_MAIN();

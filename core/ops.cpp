@@ -1,0 +1,579 @@
+#include "reel/core/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "reel/core/autograd.h"
+#include "reel/kernels/copy.h"
+#include "reel/kernels/elementwise.h"
+#include "reel/kernels/gemm.h"
+#include "reel/kernels/reduce.h"
+#include "reel/kernels/softmax.h"
+
+namespace reel {
+
+namespace {
+
+constexpr int kMaxDims = 16;  // the strided kernels' limit
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape s(shape.size());
+  int64_t acc = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+}
+
+void check_defined(const char* op, const Tensor& t, int index) {
+  REEL_CHECK(t.defined(), op << ": input " << index << " is an undefined tensor");
+}
+
+void check_rank(const char* op, const Tensor& t) {
+  REEL_CHECK(t.dim() <= kMaxDims, op << ": tensors of more than " << kMaxDims
+                                     << " dimensions are not supported, got "
+                                     << shape_str(t.shape()));
+}
+
+// Every input of an op lives on one device; the kernels for it must exist in this build.
+Device common_device(const char* op, const std::vector<const Tensor*>& ts) {
+  for (size_t i = 0; i < ts.size(); ++i) {
+    check_defined(op, *ts[i], static_cast<int>(i));
+    check_rank(op, *ts[i]);
+  }
+  const Device d = ts[0]->device();
+  for (size_t i = 1; i < ts.size(); ++i)
+    REEL_CHECK(ts[i]->device() == d, op << ": expected all tensors on one device, got input 0 on "
+                                        << d.str() << " and input " << i << " on "
+                                        << ts[i]->device().str());
+  REEL_CHECK(d.is_cpu(), op << ": no kernel for " << d.str()
+                            << " in this build yet (the CUDA kernels come with the CUDA "
+                               "backend); move the tensors to cpu");
+  return d;
+}
+
+// Normalises a possibly negative dimension of a tensor of rank `rank`.
+int64_t wrap_dim(const char* op, int64_t dim, int64_t rank) {
+  REEL_CHECK(dim >= -rank && dim < rank, op << ": dimension " << dim
+                                            << " is out of range for a tensor of rank " << rank
+                                            << " (expected " << -rank << " to " << rank - 1 << ")");
+  return dim < 0 ? dim + rank : dim;
+}
+
+// Element strides that read a tensor of shape `in` as if broadcast to `out`.
+Shape broadcast_strides(const Shape& in, const Shape& out) {
+  Shape s(out.size(), 0);
+  const Shape cs = contiguous_strides(in);
+  const size_t lead = out.size() - in.size();
+  for (size_t d = 0; d < in.size(); ++d) s[lead + d] = in[d] == 1 ? 0 : cs[d];
+  return s;
+}
+
+Tensor unary(math::Unary op, const char* name, const Tensor& x) {
+  const Device dev = common_device(name, {&x});
+  Tensor y = Tensor::empty(x.shape(), dev);
+  cpu::unary_forward(op, x.data(), y.data(), x.numel());
+  if (any_requires_grad({&x})) {
+    auto node = record(name, y, {x});
+    // Keep only what the derivative reads: the input (log, relu) or the output (exp, tanh,
+    // sigmoid). Saved tensors are detached so that the graph holds no cycle.
+    const bool needs_x = op == math::Unary::Log || op == math::Unary::Relu;
+    const bool needs_y =
+        op == math::Unary::Exp || op == math::Unary::Tanh || op == math::Unary::Sigmoid;
+    Tensor xs = needs_x ? x.detach() : Tensor();
+    Tensor ys = needs_y ? y.detach() : Tensor();
+    node->backward = [op, xs, ys](const Tensor& g) {
+      Tensor dx = Tensor::zeros(g.shape(), g.device());
+      const float* px = xs.defined() ? xs.data() : g.data();  // unread when not saved
+      const float* py = ys.defined() ? ys.data() : g.data();
+      cpu::unary_backward(op, g.data(), px, py, dx.data(), g.numel());
+      return std::vector<Tensor>{dx};
+    };
+  }
+  return y;
+}
+
+Tensor binary(math::Binary op, const char* name, const Tensor& a, const Tensor& b) {
+  const Device dev = common_device(name, {&a, &b});
+  const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
+  Tensor out = Tensor::empty(out_shape, dev);
+  const Shape sa = broadcast_strides(a.shape(), out_shape);
+  const Shape sb = broadcast_strides(b.shape(), out_shape);
+  cpu::binary_forward(op, a.data(), sa.data(), b.data(), sb.data(), out.data(), out_shape.data(),
+                      static_cast<int>(out_shape.size()));
+  if (any_requires_grad({&a, &b})) {
+    auto node = record(name, out, {a, b});
+    const bool saves = op == math::Binary::Mul || op == math::Binary::Div;
+    Tensor as = saves ? a.detach() : Tensor(), bs = saves ? b.detach() : Tensor();
+    Node* raw = node.get();  // the node owns this function; a raw pointer makes no cycle
+    node->backward = [op, as, bs, sa, sb, out_shape, raw](const Tensor& g) {
+      const Shape ashape = raw->input_shapes[0], bshape = raw->input_shapes[1];
+      const Shape gs = contiguous_strides(out_shape);
+      const int nd = static_cast<int>(out_shape.size());
+      std::vector<Tensor> grads(2);
+      for (int side = 0; side < 2; ++side) {
+        if (!raw->needs_grad(side)) continue;
+        const Shape& target = side == 0 ? ashape : bshape;
+        Tensor full;
+        if (op == math::Binary::Add) {
+          full = g;
+        } else {
+          // full = d(out)/d(side) * g over the output's shape, then summed down to the input.
+          full = Tensor::empty(out_shape, g.device());
+          const float* pa = as.defined() ? as.data() : g.data();
+          const float* pb = bs.defined() ? bs.data() : g.data();
+          const Shape zero(out_shape.size(), 0);
+          const Shape& pas = as.defined() ? sa : zero;
+          const Shape& pbs = bs.defined() ? sb : zero;
+          cpu::binary_backward(op, side, g.data(), gs.data(), pa, pas.data(), pb, pbs.data(),
+                               full.data(), out_shape.data(), nd);
+        }
+        grads[side] = sum_to(full, target);
+      }
+      return grads;
+    };
+  }
+  return out;
+}
+
+// C[b]: [M, N] (+)= op(A[b]) op(B[b]) for b < batch; a stride of 0 reuses one matrix.
+void batched_gemm(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K,
+                  const float* A, int64_t strideA, const float* B, int64_t strideB, float beta,
+                  float* C, int64_t strideC) {
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  for (int64_t i = 0; i < batch; ++i)
+    cpu::gemm(ta, tb, M, N, K, 1.0f, A + i * strideA, lda, B + i * strideB, ldb,
+              strideC == 0 && i > 0 ? 1.0f : beta, C + i * strideC, N);
+}
+
+std::vector<int64_t> normalise_dims(const char* op, const std::vector<int64_t>& dims,
+                                    int64_t rank) {
+  std::vector<int64_t> out;
+  if (dims.empty()) {
+    out.resize(rank);
+    std::iota(out.begin(), out.end(), 0);
+    return out;
+  }
+  for (int64_t d : dims) {
+    const int64_t w = wrap_dim(op, d, rank);
+    REEL_CHECK(std::find(out.begin(), out.end(), w) == out.end(),
+               op << ": dimension " << d << " is listed twice");
+    out.push_back(w);
+  }
+  return out;
+}
+
+Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  const Device dev = common_device(name, {&x});
+  REEL_CHECK(x.dim() > 0, name << ": expected a tensor of rank >= 1, got a 0-d tensor");
+  const int64_t d = wrap_dim(name, dim, x.dim());
+  const int64_t C = x.shape()[d];
+  REEL_CHECK(C > 0, name << ": dimension " << d << " of " << shape_str(x.shape())
+                         << " is empty; expected at least one element");
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < d; ++i) outer *= x.shape()[i];
+  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.shape()[i];
+  Tensor y = Tensor::empty(x.shape(), dev);
+  cpu::softmax_forward(x.data(), y.data(), outer, C, inner, log);
+  if (any_requires_grad({&x})) {
+    auto node = record(name, y, {x});
+    Tensor ys = y.detach();
+    node->backward = [ys, outer, C, inner, log](const Tensor& g) {
+      Tensor dx = Tensor::zeros(g.shape(), g.device());
+      cpu::softmax_backward(g.data(), ys.data(), dx.data(), outer, C, inner, log);
+      return std::vector<Tensor>{dx};
+    };
+  }
+  return y;
+}
+
+}  // namespace
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    REEL_CHECK(da == db || da == 1 || db == 1,
+               op << ": shapes " << shape_str(a) << " and " << shape_str(b)
+                  << " do not broadcast (dimension " << i << ": " << da << " vs " << db
+                  << "; expected equal extents or 1)");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary(math::Binary::Add, "add", a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(math::Binary::Sub, "sub", a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(math::Binary::Mul, "mul", a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary(math::Binary::Div, "div", a, b); }
+
+Tensor neg(const Tensor& x) { return unary(math::Unary::Neg, "neg", x); }
+Tensor exp(const Tensor& x) { return unary(math::Unary::Exp, "exp", x); }
+Tensor log(const Tensor& x) { return unary(math::Unary::Log, "log", x); }
+Tensor tanh(const Tensor& x) { return unary(math::Unary::Tanh, "tanh", x); }
+Tensor sigmoid(const Tensor& x) { return unary(math::Unary::Sigmoid, "sigmoid", x); }
+Tensor relu(const Tensor& x) { return unary(math::Unary::Relu, "relu", x); }
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  const Device dev = common_device("matmul", {&a, &b});
+  const int64_t ra = a.dim(), rb = b.dim();
+  REEL_CHECK((ra == 2 || ra == 3) && (rb == 2 || rb == 3),
+             "matmul: expected 2-D or 3-D tensors, got " << shape_str(a.shape()) << " @ "
+                                                         << shape_str(b.shape()));
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  REEL_CHECK(b.size(-2) == K, "matmul: inner dimensions differ: "
+                                  << shape_str(a.shape()) << " @ " << shape_str(b.shape())
+                                  << " (expected a.size(-1) == b.size(-2), got " << K << " and "
+                                  << b.size(-2) << ")");
+  const int64_t ba = ra == 3 ? a.size(0) : 1, bb = rb == 3 ? b.size(0) : 1;
+  REEL_CHECK(ra != 3 || rb != 3 || ba == bb,
+             "matmul: batch sizes differ: " << shape_str(a.shape()) << " @ "
+                                            << shape_str(b.shape()));
+  const int64_t batch = std::max(ba, bb);
+  Shape out_shape = (ra == 3 || rb == 3) ? Shape{batch, M, N} : Shape{M, N};
+  Tensor out = Tensor::empty(out_shape, dev);
+  const int64_t sA = ra == 3 ? M * K : 0, sB = rb == 3 ? K * N : 0;
+  if (ra == 3 && rb == 2) {  // [B*M, K] @ [K, N] as one GEMM
+    batched_gemm(false, false, 1, batch * M, N, K, a.data(), 0, b.data(), 0, 0.0f, out.data(), 0);
+  } else {
+    batched_gemm(false, false, batch, M, N, K, a.data(), sA, b.data(), sB, 0.0f, out.data(),
+                 M * N);
+  }
+  if (any_requires_grad({&a, &b})) {
+    auto node = record("matmul", out, {a, b});
+    Tensor as = a.detach(), bs = b.detach();
+    Node* raw = node.get();
+    node->backward = [as, bs, raw, batch, M, N, K, sA, sB, ra, rb](const Tensor& g) {
+      std::vector<Tensor> grads(2);
+      if (raw->needs_grad(0)) {  // dA = g @ B^T
+        Tensor da = Tensor::empty(as.shape(), g.device());
+        if (ra == 3 && rb == 2)
+          batched_gemm(false, true, 1, batch * M, K, N, g.data(), 0, bs.data(), 0, 0.0f,
+                       da.data(), 0);
+        else
+          batched_gemm(false, true, batch, M, K, N, g.data(), M * N, bs.data(), sB, 0.0f,
+                       da.data(), sA);
+        grads[0] = da;
+      }
+      if (raw->needs_grad(1)) {  // dB = A^T @ g
+        Tensor db = Tensor::empty(bs.shape(), g.device());
+        if (ra == 3 && rb == 2)
+          batched_gemm(true, false, 1, K, N, batch * M, as.data(), 0, g.data(), 0, 0.0f,
+                       db.data(), 0);
+        else
+          batched_gemm(true, false, batch, K, N, M, as.data(), sA, g.data(), M * N, 0.0f,
+                       db.data(), sB);
+        grads[1] = db;
+      }
+      return grads;
+    };
+  }
+  return out;
+}
+
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+  const Device dev = common_device("permute", {&x});
+  const int64_t r = x.dim();
+  REEL_CHECK(static_cast<int64_t>(dims.size()) == r,
+             "permute: got " << dims.size() << " dimensions for a tensor of shape "
+                             << shape_str(x.shape()) << " (expected " << r << ")");
+  std::vector<int64_t> perm(r);
+  std::vector<bool> seen(r, false);
+  for (int64_t i = 0; i < r; ++i) {
+    perm[i] = wrap_dim("permute", dims[i], r);
+    REEL_CHECK(!seen[perm[i]], "permute: dimension " << dims[i] << " is listed twice");
+    seen[perm[i]] = true;
+  }
+  Shape out_shape(r), in_strides(r);
+  const Shape cs = contiguous_strides(x.shape());
+  for (int64_t i = 0; i < r; ++i) {
+    out_shape[i] = x.shape()[perm[i]];
+    in_strides[i] = cs[perm[i]];
+  }
+  Tensor out = Tensor::empty(out_shape, dev);
+  const Shape os = contiguous_strides(out_shape);
+  cpu::strided_copy(x.data(), in_strides.data(), out.data(), os.data(), out_shape.data(),
+                    static_cast<int>(r), false);
+  if (any_requires_grad({&x})) {
+    auto node = record("permute", out, {x});
+    std::vector<int64_t> inverse(r);
+    for (int64_t i = 0; i < r; ++i) inverse[perm[i]] = i;
+    node->backward = [inverse](const Tensor& g) { return std::vector<Tensor>{permute(g, inverse)}; };
+  }
+  return out;
+}
+
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
+  check_defined("transpose", x, 0);
+  const int64_t r = x.dim();
+  std::vector<int64_t> perm(r);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::swap(perm[wrap_dim("transpose", d0, r)], perm[wrap_dim("transpose", d1, r)]);
+  return permute(x, perm);
+}
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  check_defined("reshape", x, 0);
+  Shape target = shape;
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == -1) {
+      REEL_CHECK(infer < 0, "reshape: only one extent may be -1, got " << shape_str(shape));
+      infer = static_cast<int64_t>(i);
+    } else {
+      REEL_CHECK(target[i] >= 0, "reshape: invalid extent " << target[i] << " in "
+                                                            << shape_str(shape));
+      known *= target[i];
+    }
+  }
+  if (infer >= 0) {
+    REEL_CHECK(known != 0 && x.numel() % known == 0,
+               "reshape: cannot reshape " << shape_str(x.shape()) << " (" << x.numel()
+                                          << " elements) to " << shape_str(shape));
+    target[infer] = x.numel() / known;
+  }
+  REEL_CHECK(shape_numel(target) == x.numel(),
+             "reshape: cannot reshape " << shape_str(x.shape()) << " (" << x.numel()
+                                        << " elements) to " << shape_str(shape) << " ("
+                                        << shape_numel(target) << " elements)");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = x.impl()->storage;
+  impl->shape = target;
+  Tensor out(impl);
+  if (any_requires_grad({&x})) {
+    auto node = record("reshape", out, {x});
+    const Shape in_shape = x.shape();
+    node->backward = [in_shape](const Tensor& g) {
+      return std::vector<Tensor>{reshape(g, in_shape)};
+    };
+  }
+  return out;
+}
+
+Tensor expand(const Tensor& x, const Shape& shape) {
+  const Device dev = common_device("expand", {&x});
+  REEL_CHECK(broadcast_shapes(x.shape(), shape, "expand") == shape,
+             "expand: cannot expand " << shape_str(x.shape()) << " to " << shape_str(shape));
+  Tensor out = Tensor::empty(shape, dev);
+  const Shape in_strides = broadcast_strides(x.shape(), shape);
+  const Shape os = contiguous_strides(shape);
+  cpu::strided_copy(x.data(), in_strides.data(), out.data(), os.data(), shape.data(),
+                    static_cast<int>(shape.size()), false);
+  if (any_requires_grad({&x})) {
+    auto node = record("expand", out, {x});
+    const Shape in_shape = x.shape();
+    node->backward = [in_shape](const Tensor& g) {
+      return std::vector<Tensor>{sum_to(g, in_shape)};
+    };
+  }
+  return out;
+}
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  const Device dev = common_device("sum_to", {&x});
+  if (x.shape() == shape) return x;
+  REEL_CHECK(broadcast_shapes(shape, x.shape(), "sum_to") == x.shape(),
+             "sum_to: cannot sum " << shape_str(x.shape()) << " down to " << shape_str(shape));
+  Tensor out = Tensor::zeros(shape, dev);
+  // Output strides over x's dimensions: 0 where shape broadcasts.
+  const Shape os = broadcast_strides(shape, x.shape());
+  cpu::sum_reduce(x.data(), x.shape().data(), static_cast<int>(x.dim()), out.data(), os.data());
+  if (any_requires_grad({&x})) {
+    auto node = record("sum_to", out, {x});
+    const Shape in_shape = x.shape();
+    node->backward = [in_shape](const Tensor& g) {
+      return std::vector<Tensor>{expand(g, in_shape)};
+    };
+  }
+  return out;
+}
+
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  common_device("sum", {&x});
+  const std::vector<int64_t> ds = normalise_dims("sum", dims, x.dim());
+  Shape kept = x.shape(), dropped;
+  for (int64_t d : ds) kept[d] = 1;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (std::find(ds.begin(), ds.end(), d) == ds.end()) dropped.push_back(x.shape()[d]);
+  Tensor s = sum_to(x, kept);
+  if (s.same_storage(x)) s = s.clone();  // nothing reduced: still a new tensor, as PyTorch
+  return keepdim ? s : reshape(s, dropped);
+}
+
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  common_device("mean", {&x});
+  int64_t count = 1;
+  for (int64_t d : normalise_dims("mean", dims, x.dim())) count *= x.shape()[d];
+  // count == 0 gives NaN, as PyTorch's mean of nothing.
+  const float inv = count > 0 ? 1.0f / static_cast<float>(count)
+                              : std::numeric_limits<float>::quiet_NaN();
+  return sum(x, dims, keepdim) * inv;
+}
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+
+Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets,
+                     float label_smoothing, int64_t ignore_index) {
+  const Device dev = common_device("cross_entropy", {&logits});
+  REEL_CHECK(logits.dim() == 2, "cross_entropy: expected logits of shape [N, C], got "
+                                    << shape_str(logits.shape()));
+  const int64_t N = logits.size(0), C = logits.size(1);
+  REEL_CHECK(C > 0, "cross_entropy: logits " << shape_str(logits.shape())
+                                             << " have no classes (expected C >= 1)");
+  REEL_CHECK(static_cast<int64_t>(targets.size()) == N,
+             "cross_entropy: " << targets.size() << " targets for logits of shape "
+                               << shape_str(logits.shape()) << " (expected " << N << ")");
+  REEL_CHECK(label_smoothing >= 0.0f && label_smoothing <= 1.0f,
+             "cross_entropy: label_smoothing " << label_smoothing << " is outside [0, 1]");
+  for (int64_t i = 0; i < N; ++i)
+    REEL_CHECK(targets[i] == ignore_index || (targets[i] >= 0 && targets[i] < C),
+               "cross_entropy: target " << targets[i] << " at row " << i
+                                        << " is out of range for " << C
+                                        << " classes (expected 0 to " << C - 1
+                                        << " or ignore_index " << ignore_index << ")");
+  Tensor log_probs = Tensor::empty({N, C}, dev);
+  int64_t count = 0;
+  const double loss = cpu::cross_entropy_forward(logits.data(), targets.data(), log_probs.data(),
+                                                 N, C, label_smoothing, ignore_index, &count);
+  Tensor out = Tensor::scalar(static_cast<float>(loss), dev);
+  if (any_requires_grad({&logits})) {
+    auto node = record("cross_entropy", out, {logits});
+    node->backward = [log_probs, targets, N, C, label_smoothing, ignore_index,
+                      count](const Tensor& g) {
+      Tensor dx = Tensor::zeros({N, C}, g.device());
+      cpu::cross_entropy_backward(g.item(), log_probs.data(), targets.data(), dx.data(), N, C,
+                                  label_smoothing, ignore_index, count);
+      return std::vector<Tensor>{dx};
+    };
+  }
+  return out;
+}
+
+Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
+  REEL_CHECK(!tensors.empty(), "concat: expected at least one tensor, got an empty list");
+  std::vector<const Tensor*> ptrs;
+  for (const Tensor& t : tensors) ptrs.push_back(&t);
+  const Device dev = common_device("concat", ptrs);
+  const Tensor& first = tensors[0];
+  REEL_CHECK(first.dim() > 0, "concat: cannot concatenate 0-d tensors (use stack)");
+  const int64_t d = wrap_dim("concat", dim, first.dim());
+  Shape out_shape = first.shape();
+  out_shape[d] = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Shape& s = tensors[i].shape();
+    bool ok = s.size() == first.shape().size();
+    for (size_t k = 0; ok && k < s.size(); ++k)
+      ok = static_cast<int64_t>(k) == d || s[k] == first.shape()[k];
+    REEL_CHECK(ok, "concat: input " << i << " has shape " << shape_str(s) << ", expected "
+                                    << shape_str(first.shape()) << " in every dimension but "
+                                    << d);
+    out_shape[d] += s[d];
+  }
+  Tensor out = Tensor::empty(out_shape, dev);
+  const Shape os = contiguous_strides(out_shape);
+  std::vector<int64_t> offsets;
+  int64_t off = 0;
+  for (const Tensor& t : tensors) {
+    offsets.push_back(off);
+    const Shape is = contiguous_strides(t.shape());
+    if (t.numel() > 0)
+      cpu::strided_copy(t.data(), is.data(), out.data() + off * os[d], os.data(),
+                        t.shape().data(), static_cast<int>(t.dim()), false);
+    off += t.shape()[d];
+  }
+  if (any_requires_grad(tensors)) {
+    auto node = record("concat", out, tensors);
+    Node* raw = node.get();
+    node->backward = [raw, offsets, d](const Tensor& g) {
+      std::vector<Tensor> grads(offsets.size());
+      for (size_t i = 0; i < offsets.size(); ++i)
+        if (raw->needs_grad(i))
+          grads[i] = slice(g, d, offsets[i], offsets[i] + raw->input_shapes[i][d]);
+      return grads;
+    };
+  }
+  return out;
+}
+
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
+  REEL_CHECK(!tensors.empty(), "stack: expected at least one tensor, got an empty list");
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    check_defined("stack", tensors[i], static_cast<int>(i));
+    REEL_CHECK(tensors[i].shape() == tensors[0].shape(),
+               "stack: input " << i << " has shape " << shape_str(tensors[i].shape())
+                               << ", expected " << shape_str(tensors[0].shape())
+                               << " like input 0");
+  }
+  const int64_t d = wrap_dim("stack", dim, tensors[0].dim() + 1);
+  Shape s = tensors[0].shape();
+  s.insert(s.begin() + d, 1);
+  std::vector<Tensor> parts;
+  for (const Tensor& t : tensors) parts.push_back(reshape(t, s));
+  return concat(parts, d);
+}
+
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  const Device dev = common_device("slice", {&x});
+  REEL_CHECK(x.dim() > 0, "slice: cannot slice a 0-d tensor");
+  const int64_t d = wrap_dim("slice", dim, x.dim());
+  const int64_t n = x.shape()[d];
+  REEL_CHECK(step >= 1, "slice: step must be >= 1, got " << step);
+  const int64_t s0 = start < 0 ? start + n : start, e0 = end < 0 ? end + n : end;
+  REEL_CHECK(s0 >= 0 && s0 <= n && e0 >= 0 && e0 <= n && s0 <= e0,
+             "slice: range [" << start << ", " << end << ") is out of range for dimension " << d
+                              << " of " << shape_str(x.shape()) << " (expected 0 <= start <= end <= "
+                              << n << ", negatives counting from the end)");
+  Shape out_shape = x.shape();
+  out_shape[d] = (e0 - s0 + step - 1) / step;
+  Shape in_strides = contiguous_strides(x.shape());
+  const int64_t base = s0 * in_strides[d];
+  in_strides[d] *= step;
+  Tensor out = Tensor::empty(out_shape, dev);
+  const Shape os = contiguous_strides(out_shape);
+  if (out.numel() > 0)
+    cpu::strided_copy(x.data() + base, in_strides.data(), out.data(), os.data(),
+                      out_shape.data(), static_cast<int>(out_shape.size()), false);
+  if (any_requires_grad({&x})) {
+    auto node = record("slice", out, {x});
+    const Shape in_shape = x.shape();
+    node->backward = [in_shape, in_strides, base, out_shape, os](const Tensor& g) {
+      Tensor dx = Tensor::zeros(in_shape, g.device());
+      if (g.numel() > 0)
+        cpu::strided_copy(g.data(), os.data(), dx.data() + base, in_strides.data(),
+                          out_shape.data(), static_cast<int>(out_shape.size()), true);
+      return std::vector<Tensor>{dx};
+    };
+  }
+  return out;
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& x) { return neg(x); }
+
+namespace {
+Tensor scalar_like(const char* op, const Tensor& t, float v) {
+  check_defined(op, t, 0);
+  return Tensor::scalar(v, t.device());
+}
+}  // namespace
+
+Tensor operator+(const Tensor& a, float b) { return add(a, scalar_like("add", a, b)); }
+Tensor operator-(const Tensor& a, float b) { return sub(a, scalar_like("sub", a, b)); }
+Tensor operator*(const Tensor& a, float b) { return mul(a, scalar_like("mul", a, b)); }
+Tensor operator/(const Tensor& a, float b) { return div(a, scalar_like("div", a, b)); }
+Tensor operator+(float a, const Tensor& b) { return add(scalar_like("add", b, a), b); }
+Tensor operator-(float a, const Tensor& b) { return sub(scalar_like("sub", b, a), b); }
+Tensor operator*(float a, const Tensor& b) { return mul(scalar_like("mul", b, a), b); }
+Tensor operator/(float a, const Tensor& b) { return div(scalar_like("div", b, a), b); }
+
+}  // namespace reel

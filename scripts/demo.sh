@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job: installs what is missing, builds reel and runs `reel demo` (arguments are
+# passed on, e.g. scripts/demo.sh --epochs 500).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+"$REEL_ROOT/scripts/deps.sh"
+cmake -S "$REEL_ROOT" -B "$REEL_ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build "$REEL_ROOT/build" -j "$JOBS" --target reel_cli
+"$REEL_ROOT/build/apps/reel" demo "$@"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds reel twice (Release, and the unit tests
+# under AddressSanitizer + UBSan) and runs every test with CTest.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+"$REEL_ROOT/scripts/deps.sh"
+
+cmake -S "$REEL_ROOT" -B "$REEL_ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build "$REEL_ROOT/build" -j "$JOBS"
+ctest --test-dir "$REEL_ROOT/build" --output-on-failure -j "$JOBS"
+
+cmake -S "$REEL_ROOT" -B "$REEL_ROOT/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DREEL_ASAN=ON -DREEL_CUDA=OFF -DREEL_BUILD_BENCH=OFF -DREEL_BUILD_APPS=OFF
+cmake --build "$REEL_ROOT/build-asan" -j "$JOBS"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --test-dir "$REEL_ROOT/build-asan" --output-on-failure -j "$JOBS" -L unit
