@@ -1,27 +1,132 @@
 #include "reel/core/allocator.h"
 
 #include <cstdlib>
+#include <functional>
 #include <mutex>
-#include <new>
 #include <unordered_map>
 #include <vector>
 
 #include "reel/core/error.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+// Under AddressSanitizer a cached block is poisoned while it sits in the cache, and the slack
+// between a request and its size class stays poisoned while it is in use: a read past the end
+// of a tensor or after its release is reported, as it would be without the pool. (Host memory
+// only: on a real GPU the device pointers are not host-addressable; in the SIMT emulation they
+// are, so emulated kernels are checked too.)
+#define REEL_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define REEL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define REEL_POISON(p, n) ((void)(p), (void)(n))
+#define REEL_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 #include "reel/kernels/cuda/runtime.h"
 
 namespace reel {
 
 namespace {
 
-struct CpuPool {
-  std::mutex mu;
-  std::unordered_map<std::size_t, std::vector<void*>> free_blocks;  // size class -> blocks
-  AllocatorStats stats;
+// Size-classed free lists over a raw allocator; shared by host and device memory.
+class CachingPool {
+ public:
+  // host_addressable: the blocks can be poisoned for AddressSanitizer.
+  CachingPool(std::function<void*(std::size_t)> get, std::function<void(void*)> put,
+              bool host_addressable)
+      : get_(std::move(get)), put_(std::move(put)), poison_(host_addressable) {}
+
+  void* allocate(std::size_t bytes) {
+    if (bytes == 0) return nullptr;
+    const std::size_t cls = allocation_size_class(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(cls);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        stats_.cached_bytes -= cls;
+        stats_.in_use_bytes += cls;
+        ++stats_.cache_hits;
+        hand_out(p, bytes, cls);
+        return p;
+      }
+    }
+    void* p = nullptr;
+    try {
+      p = get_(cls);
+    } catch (const Error&) {  // a failed cudaMalloc throws
+    }
+    if (!p) {  // give the cache back and try once more (this time a failure propagates)
+      empty_cache();
+      p = get_(cls);
+    }
+    if (!p) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.system_allocations;
+    stats_.system_bytes += cls;
+    stats_.in_use_bytes += cls;
+    hand_out(p, bytes, cls);
+    return p;
+  }
+
+  void release(void* p, std::size_t bytes) {
+    if (!p) return;
+    const std::size_t cls = allocation_size_class(bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (poison_) REEL_POISON(p, cls);
+    free_[cls].push_back(p);
+    stats_.in_use_bytes -= cls;
+    stats_.cached_bytes += cls;
+  }
+
+  AllocatorStats stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+  void empty_cache() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [cls, blocks] : free_) {
+      for (void* b : blocks) {
+        if (poison_) REEL_UNPOISON(b, cls);
+        put_(b);
+      }
+      stats_.system_bytes -= cls * blocks.size();
+      stats_.cached_bytes -= cls * blocks.size();
+      blocks.clear();
+    }
+  }
+
+ private:
+  void hand_out(void* p, std::size_t bytes, std::size_t cls) {
+    if (!poison_) return;
+    REEL_UNPOISON(p, bytes);
+    REEL_POISON(static_cast<char*>(p) + bytes, cls - bytes);
+  }
+
+  std::function<void*(std::size_t)> get_;
+  std::function<void(void*)> put_;
+  std::mutex mu_;
+  std::unordered_map<std::size_t, std::vector<void*>> free_;  // size class -> blocks
+  AllocatorStats stats_;
+  bool poison_;
 };
 
-CpuPool& pool() {
-  // Never destroyed: tensors held by static objects may be released after main returns.
-  static CpuPool* p = new CpuPool;
+// Pools are never destroyed: tensors held by static objects may be released after main.
+CachingPool& cpu_pool() {
+  static CachingPool* p = new CachingPool([](std::size_t n) { return std::aligned_alloc(64, n); },
+                                          [](void* q) { std::free(q); }, true);
+  return *p;
+}
+
+CachingPool& device_pool(int index) {
+  static std::mutex mu;
+  static auto* pools = new std::unordered_map<int, CachingPool*>;
+  std::lock_guard<std::mutex> lock(mu);
+  CachingPool*& p = (*pools)[index];
+  if (!p)
+    p = new CachingPool([index](std::size_t n) { return cuda::malloc_on(index, n); },
+                        [index](void* q) { cuda::free_on(index, q); }, cuda::emulated());
   return *p;
 }
 
@@ -29,79 +134,40 @@ CpuPool& pool() {
 
 std::size_t allocation_size_class(std::size_t bytes) {
   if (bytes <= 512) return (bytes + 63) / 64 * 64;
-  int log2 = 63 - __builtin_clzll(static_cast<unsigned long long>(bytes - 1));  // 2^log2 < bytes
-  std::size_t step = std::size_t{1} << (log2 - 2);
+  const int log2 = 63 - __builtin_clzll(static_cast<unsigned long long>(bytes - 1));
+  const std::size_t step = std::size_t{1} << (log2 - 2);  // four classes per power of two
   return (bytes + step - 1) / step * step;
 }
 
 void* cpu_allocate(std::size_t bytes) {
-  if (bytes == 0) return nullptr;
-  const std::size_t cls = allocation_size_class(bytes);
-  CpuPool& p = pool();
-  {
-    std::lock_guard<std::mutex> lock(p.mu);
-    auto it = p.free_blocks.find(cls);
-    if (it != p.free_blocks.end() && !it->second.empty()) {
-      void* ptr = it->second.back();
-      it->second.pop_back();
-      p.stats.cached_bytes -= cls;
-      p.stats.in_use_bytes += cls;
-      ++p.stats.cache_hits;
-      return ptr;
-    }
-  }
-  void* ptr = std::aligned_alloc(64, cls);
-  if (ptr == nullptr) {
-    // Give the cache back and try once more before failing.
-    cpu_empty_cache();
-    ptr = std::aligned_alloc(64, cls);
-  }
-  REEL_CHECK(ptr != nullptr, "out of host memory: could not allocate " << bytes << " bytes");
-  std::lock_guard<std::mutex> lock(p.mu);
-  ++p.stats.system_allocations;
-  p.stats.system_bytes += cls;
-  p.stats.in_use_bytes += cls;
-  return ptr;
+  void* p = cpu_pool().allocate(bytes);
+  REEL_CHECK(p != nullptr || bytes == 0, "out of host memory: could not allocate " << bytes
+                                                                                   << " bytes");
+  return p;
 }
 
-void cpu_release(void* ptr, std::size_t bytes) {
-  if (ptr == nullptr) return;
-  const std::size_t cls = allocation_size_class(bytes);
-  CpuPool& p = pool();
-  std::lock_guard<std::mutex> lock(p.mu);
-  p.free_blocks[cls].push_back(ptr);
-  p.stats.in_use_bytes -= cls;
-  p.stats.cached_bytes += cls;
-}
-
-AllocatorStats cpu_allocator_stats() {
-  CpuPool& p = pool();
-  std::lock_guard<std::mutex> lock(p.mu);
-  return p.stats;
-}
-
-void cpu_empty_cache() {
-  CpuPool& p = pool();
-  std::lock_guard<std::mutex> lock(p.mu);
-  for (auto& [cls, blocks] : p.free_blocks) {
-    for (void* b : blocks) std::free(b);
-    p.stats.system_bytes -= cls * blocks.size();
-    p.stats.cached_bytes -= cls * blocks.size();
-    blocks.clear();
-  }
-}
+void cpu_release(void* ptr, std::size_t bytes) { cpu_pool().release(ptr, bytes); }
+AllocatorStats cpu_allocator_stats() { return cpu_pool().stats(); }
+void cpu_empty_cache() { cpu_pool().empty_cache(); }
 
 void* device_allocate(const Device& device, std::size_t bytes) {
   if (bytes == 0) return nullptr;
   check_device_usable(device);
-  void* ptr = nullptr;
-  const std::string err = cuda::malloc_on(device.index, bytes, &ptr);
-  REEL_CHECK(err.empty(), "allocating " << bytes << " bytes on " << device.str() << ": " << err);
-  return ptr;
+  return device_pool(device.index).allocate(bytes);  // cudaMalloc failures throw
 }
 
-void device_release(const Device& device, void* ptr, std::size_t /*bytes*/) {
-  if (ptr != nullptr) cuda::free_on(device.index, ptr);  // errors at teardown are not actionable
+void device_release(const Device& device, void* ptr, std::size_t bytes) {
+  device_pool(device.index).release(ptr, bytes);
+}
+
+AllocatorStats device_allocator_stats(const Device& device) {
+  check_device_usable(device);
+  return device_pool(device.index).stats();
+}
+
+void device_empty_cache(const Device& device) {
+  check_device_usable(device);
+  device_pool(device.index).empty_cache();
 }
 
 }  // namespace reel

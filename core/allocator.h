@@ -30,8 +30,11 @@ AllocatorStats cpu_allocator_stats();
 // Returns every cached (not in use) block to the system.
 void cpu_empty_cache();
 
-// Device memory on `device` (cuda:N). Caching on the device comes with the CUDA backend.
+// Device memory on `device` (cuda:N), from a caching pool of the same design: after the first
+// training step, no step calls cudaMalloc.
 void* device_allocate(const Device& device, std::size_t bytes);
 void device_release(const Device& device, void* ptr, std::size_t bytes);
+AllocatorStats device_allocator_stats(const Device& device);
+void device_empty_cache(const Device& device);
 
 }  // namespace reel

@@ -27,6 +27,7 @@ bool available() { return device_count() > 0; }
 
 void check_device_usable(const Device& device) {
   if (device.is_cpu()) return;
+  REEL_CHECK(device.index >= 0, "device " << device.str() << ": negative index");
   REEL_CHECK(cuda::built_with_cuda(),
              "device " << device.str() << " requested, but this build of reel has no CUDA backend "
                        << "(configured with REEL_CUDA=OFF)");

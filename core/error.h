@@ -2,17 +2,9 @@
 // reel::Error: what every op throws on bad input. The message names the op, the shapes and what
 // was expected; nothing in reel aborts on bad input.
 #include <sstream>
-#include <stdexcept>
 #include <string>
 
-namespace reel {
-
-class Error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-}  // namespace reel
+#include "reel/kernels/error.h"
 
 // REEL_CHECK(cond, "matmul: " << shape_str(a) << " ...") throws reel::Error with the streamed
 // message when cond is false.

@@ -6,9 +6,9 @@
 #include <numeric>
 
 #include "reel/core/autograd.h"
+#include "reel/core/dispatch.h"
 #include "reel/kernels/copy.h"
 #include "reel/kernels/elementwise.h"
-#include "reel/kernels/gemm.h"
 #include "reel/kernels/reduce.h"
 #include "reel/kernels/softmax.h"
 
@@ -49,9 +49,6 @@ Device common_device(const char* op, const std::vector<const Tensor*>& ts) {
     REEL_CHECK(ts[i]->device() == d, op << ": expected all tensors on one device, got input 0 on "
                                         << d.str() << " and input " << i << " on "
                                         << ts[i]->device().str());
-  REEL_CHECK(d.is_cpu(), op << ": no kernel for " << d.str()
-                            << " in this build yet (the CUDA kernels come with the CUDA "
-                               "backend); move the tensors to cpu");
   return d;
 }
 
@@ -75,7 +72,7 @@ Shape broadcast_strides(const Shape& in, const Shape& out) {
 Tensor unary(math::Unary op, const char* name, const Tensor& x) {
   const Device dev = common_device(name, {&x});
   Tensor y = Tensor::empty(x.shape(), dev);
-  cpu::unary_forward(op, x.data(), y.data(), x.numel());
+  REEL_KERNEL(dev, unary_forward, op, x.data(), y.data(), x.numel());
   if (any_requires_grad({&x})) {
     auto node = record(name, y, {x});
     // Keep only what the derivative reads: the input (log, relu) or the output (exp, tanh,
@@ -89,7 +86,7 @@ Tensor unary(math::Unary op, const char* name, const Tensor& x) {
       Tensor dx = Tensor::zeros(g.shape(), g.device());
       const float* px = xs.defined() ? xs.data() : g.data();  // unread when not saved
       const float* py = ys.defined() ? ys.data() : g.data();
-      cpu::unary_backward(op, g.data(), px, py, dx.data(), g.numel());
+      REEL_KERNEL(g.device(), unary_backward, op, g.data(), px, py, dx.data(), g.numel());
       return std::vector<Tensor>{dx};
     };
   }
@@ -102,7 +99,7 @@ Tensor binary(math::Binary op, const char* name, const Tensor& a, const Tensor& 
   Tensor out = Tensor::empty(out_shape, dev);
   const Shape sa = broadcast_strides(a.shape(), out_shape);
   const Shape sb = broadcast_strides(b.shape(), out_shape);
-  cpu::binary_forward(op, a.data(), sa.data(), b.data(), sb.data(), out.data(), out_shape.data(),
+  REEL_KERNEL(dev, binary_forward, op, a.data(), sa.data(), b.data(), sb.data(), out.data(), out_shape.data(),
                       static_cast<int>(out_shape.size()));
   if (any_requires_grad({&a, &b})) {
     auto node = record(name, out, {a, b});
@@ -128,7 +125,7 @@ Tensor binary(math::Binary op, const char* name, const Tensor& a, const Tensor& 
           const Shape zero(out_shape.size(), 0);
           const Shape& pas = as.defined() ? sa : zero;
           const Shape& pbs = bs.defined() ? sb : zero;
-          cpu::binary_backward(op, side, g.data(), gs.data(), pa, pas.data(), pb, pbs.data(),
+          REEL_KERNEL(g.device(), binary_backward, op, side, g.data(), gs.data(), pa, pas.data(), pb, pbs.data(),
                                full.data(), out_shape.data(), nd);
         }
         grads[side] = sum_to(full, target);
@@ -140,12 +137,12 @@ Tensor binary(math::Binary op, const char* name, const Tensor& a, const Tensor& 
 }
 
 // C[b]: [M, N] (+)= op(A[b]) op(B[b]) for b < batch; a stride of 0 reuses one matrix.
-void batched_gemm(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K,
+void batched_gemm(const Device& dev, bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K,
                   const float* A, int64_t strideA, const float* B, int64_t strideB, float beta,
                   float* C, int64_t strideC) {
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   for (int64_t i = 0; i < batch; ++i)
-    cpu::gemm(ta, tb, M, N, K, 1.0f, A + i * strideA, lda, B + i * strideB, ldb,
+    device_gemm(dev, ta, tb, M, N, K, 1.0f, A + i * strideA, lda, B + i * strideB, ldb,
               strideC == 0 && i > 0 ? 1.0f : beta, C + i * strideC, N);
 }
 
@@ -178,13 +175,13 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   for (int64_t i = 0; i < d; ++i) outer *= x.shape()[i];
   for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.shape()[i];
   Tensor y = Tensor::empty(x.shape(), dev);
-  cpu::softmax_forward(x.data(), y.data(), outer, C, inner, log);
+  REEL_KERNEL(dev, softmax_forward, x.data(), y.data(), outer, C, inner, log);
   if (any_requires_grad({&x})) {
     auto node = record(name, y, {x});
     Tensor ys = y.detach();
     node->backward = [ys, outer, C, inner, log](const Tensor& g) {
       Tensor dx = Tensor::zeros(g.shape(), g.device());
-      cpu::softmax_backward(g.data(), ys.data(), dx.data(), outer, C, inner, log);
+      REEL_KERNEL(g.device(), softmax_backward, g.data(), ys.data(), dx.data(), outer, C, inner, log);
       return std::vector<Tensor>{dx};
     };
   }
@@ -240,9 +237,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty(out_shape, dev);
   const int64_t sA = ra == 3 ? M * K : 0, sB = rb == 3 ? K * N : 0;
   if (ra == 3 && rb == 2) {  // [B*M, K] @ [K, N] as one GEMM
-    batched_gemm(false, false, 1, batch * M, N, K, a.data(), 0, b.data(), 0, 0.0f, out.data(), 0);
+    batched_gemm(dev, false, false, 1, batch * M, N, K, a.data(), 0, b.data(), 0, 0.0f, out.data(), 0);
   } else {
-    batched_gemm(false, false, batch, M, N, K, a.data(), sA, b.data(), sB, 0.0f, out.data(),
+    batched_gemm(dev, false, false, batch, M, N, K, a.data(), sA, b.data(), sB, 0.0f, out.data(),
                  M * N);
   }
   if (any_requires_grad({&a, &b})) {
@@ -254,20 +251,20 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
       if (raw->needs_grad(0)) {  // dA = g @ B^T
         Tensor da = Tensor::empty(as.shape(), g.device());
         if (ra == 3 && rb == 2)
-          batched_gemm(false, true, 1, batch * M, K, N, g.data(), 0, bs.data(), 0, 0.0f,
+          batched_gemm(g.device(), false, true, 1, batch * M, K, N, g.data(), 0, bs.data(), 0, 0.0f,
                        da.data(), 0);
         else
-          batched_gemm(false, true, batch, M, K, N, g.data(), M * N, bs.data(), sB, 0.0f,
+          batched_gemm(g.device(), false, true, batch, M, K, N, g.data(), M * N, bs.data(), sB, 0.0f,
                        da.data(), sA);
         grads[0] = da;
       }
       if (raw->needs_grad(1)) {  // dB = A^T @ g
         Tensor db = Tensor::empty(bs.shape(), g.device());
         if (ra == 3 && rb == 2)
-          batched_gemm(true, false, 1, K, N, batch * M, as.data(), 0, g.data(), 0, 0.0f,
+          batched_gemm(g.device(), true, false, 1, K, N, batch * M, as.data(), 0, g.data(), 0, 0.0f,
                        db.data(), 0);
         else
-          batched_gemm(true, false, batch, K, N, M, as.data(), sA, g.data(), M * N, 0.0f,
+          batched_gemm(g.device(), true, false, batch, K, N, M, as.data(), sA, g.data(), M * N, 0.0f,
                        db.data(), sB);
         grads[1] = db;
       }
@@ -298,7 +295,7 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   }
   Tensor out = Tensor::empty(out_shape, dev);
   const Shape os = contiguous_strides(out_shape);
-  cpu::strided_copy(x.data(), in_strides.data(), out.data(), os.data(), out_shape.data(),
+  REEL_KERNEL(dev, strided_copy, x.data(), in_strides.data(), out.data(), os.data(), out_shape.data(),
                     static_cast<int>(r), false);
   if (any_requires_grad({&x})) {
     auto node = record("permute", out, {x});
@@ -363,7 +360,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   Tensor out = Tensor::empty(shape, dev);
   const Shape in_strides = broadcast_strides(x.shape(), shape);
   const Shape os = contiguous_strides(shape);
-  cpu::strided_copy(x.data(), in_strides.data(), out.data(), os.data(), shape.data(),
+  REEL_KERNEL(dev, strided_copy, x.data(), in_strides.data(), out.data(), os.data(), shape.data(),
                     static_cast<int>(shape.size()), false);
   if (any_requires_grad({&x})) {
     auto node = record("expand", out, {x});
@@ -383,7 +380,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   Tensor out = Tensor::zeros(shape, dev);
   // Output strides over x's dimensions: 0 where shape broadcasts.
   const Shape os = broadcast_strides(shape, x.shape());
-  cpu::sum_reduce(x.data(), x.shape().data(), static_cast<int>(x.dim()), out.data(), os.data());
+  REEL_KERNEL(dev, sum_reduce, x.data(), x.shape().data(), static_cast<int>(x.dim()), out.data(), os.data());
   if (any_requires_grad({&x})) {
     auto node = record("sum_to", out, {x});
     const Shape in_shape = x.shape();
@@ -438,18 +435,28 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets,
                                         << " is out of range for " << C
                                         << " classes (expected 0 to " << C - 1
                                         << " or ignore_index " << ignore_index << ")");
-  Tensor log_probs = Tensor::empty({N, C}, dev);
   int64_t count = 0;
-  const double loss = cpu::cross_entropy_forward(logits.data(), targets.data(), log_probs.data(),
-                                                 N, C, label_smoothing, ignore_index, &count);
-  Tensor out = Tensor::scalar(static_cast<float>(loss), dev);
+  for (int64_t t : targets) count += t != ignore_index;
+  // The targets travel with the logits: a buffer of N int64 on their device.
+  auto target_buf = std::make_shared<Storage>(2 * N, dev);
+  int64_t* dev_targets = reinterpret_cast<int64_t*>(target_buf->data);
+  if (dev.is_cpu())
+    std::copy(targets.begin(), targets.end(), dev_targets);
+  else
+    cuda::copy_host_to_device(dev.index, dev_targets, targets.data(), N * sizeof(int64_t));
+  Tensor log_probs = Tensor::empty({N, C}, dev);
+  Tensor row_loss = Tensor::empty({N}, dev);
+  Tensor out = Tensor::empty({}, dev);
+  REEL_KERNEL(dev, cross_entropy_forward, logits.data(), dev_targets, log_probs.data(),
+              row_loss.data(), out.data(), N, C, label_smoothing, ignore_index, count);
   if (any_requires_grad({&logits})) {
     auto node = record("cross_entropy", out, {logits});
-    node->backward = [log_probs, targets, N, C, label_smoothing, ignore_index,
+    node->backward = [log_probs, target_buf, N, C, label_smoothing, ignore_index,
                       count](const Tensor& g) {
       Tensor dx = Tensor::zeros({N, C}, g.device());
-      cpu::cross_entropy_backward(g.item(), log_probs.data(), targets.data(), dx.data(), N, C,
-                                  label_smoothing, ignore_index, count);
+      REEL_KERNEL(g.device(), cross_entropy_backward, g.data(), log_probs.data(),
+                  reinterpret_cast<const int64_t*>(target_buf->data), dx.data(), N, C,
+                  label_smoothing, ignore_index, count);
       return std::vector<Tensor>{dx};
     };
   }
@@ -484,7 +491,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
     offsets.push_back(off);
     const Shape is = contiguous_strides(t.shape());
     if (t.numel() > 0)
-      cpu::strided_copy(t.data(), is.data(), out.data() + off * os[d], os.data(),
+      REEL_KERNEL(dev, strided_copy, t.data(), is.data(), out.data() + off * os[d], os.data(),
                         t.shape().data(), static_cast<int>(t.dim()), false);
     off += t.shape()[d];
   }
@@ -538,7 +545,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   Tensor out = Tensor::empty(out_shape, dev);
   const Shape os = contiguous_strides(out_shape);
   if (out.numel() > 0)
-    cpu::strided_copy(x.data() + base, in_strides.data(), out.data(), os.data(),
+    REEL_KERNEL(dev, strided_copy, x.data() + base, in_strides.data(), out.data(), os.data(),
                       out_shape.data(), static_cast<int>(out_shape.size()), false);
   if (any_requires_grad({&x})) {
     auto node = record("slice", out, {x});
@@ -546,7 +553,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
     node->backward = [in_shape, in_strides, base, out_shape, os](const Tensor& g) {
       Tensor dx = Tensor::zeros(in_shape, g.device());
       if (g.numel() > 0)
-        cpu::strided_copy(g.data(), os.data(), dx.data() + base, in_strides.data(),
+        REEL_KERNEL(g.device(), strided_copy, g.data(), os.data(), dx.data() + base, in_strides.data(),
                           out_shape.data(), static_cast<int>(out_shape.size()), true);
       return std::vector<Tensor>{dx};
     };

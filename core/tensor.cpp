@@ -8,6 +8,7 @@
 
 #include "reel/core/allocator.h"
 #include "reel/core/autograd.h"
+#include "reel/core/dispatch.h"
 #include "reel/core/ops.h"
 #include "reel/core/random.h"
 #include "reel/kernels/cuda/runtime.h"
@@ -91,8 +92,10 @@ Tensor Tensor::zeros(const Shape& shape, Device device) { return full(shape, 0.0
 Tensor Tensor::ones(const Shape& shape, Device device) { return full(shape, 1.0f, device); }
 
 Tensor Tensor::full(const Shape& shape, float value, Device device) {
-  return make_filled("full", shape, device,
-                     [value](float* p, int64_t n) { cpu::fill(p, value, n); });
+  check_shape("full", shape);
+  Tensor t = empty(shape, device);
+  REEL_KERNEL(device, fill, t.data(), value, t.numel());
+  return t;
 }
 
 Tensor Tensor::scalar(float value, Device device) { return full({}, value, device); }
@@ -166,8 +169,7 @@ void Tensor::copy_from_host(const float* src, int64_t n) {
     std::memcpy(data(), src, bytes);
     return;
   }
-  const std::string err = cuda::copy_host_to_device(device().index, data(), src, bytes);
-  REEL_CHECK(err.empty(), "copy_from_host to " << device().str() << ": " << err);
+  cuda::copy_host_to_device(device().index, data(), src, bytes);
 }
 
 void Tensor::copy_to_host(float* dst, int64_t n) const {
@@ -180,8 +182,7 @@ void Tensor::copy_to_host(float* dst, int64_t n) const {
     std::memcpy(dst, data(), bytes);
     return;
   }
-  const std::string err = cuda::copy_device_to_host(device().index, dst, data(), bytes);
-  REEL_CHECK(err.empty(), "copy_to_host from " << device().str() << ": " << err);
+  cuda::copy_device_to_host(device().index, dst, data(), bytes);
 }
 
 std::vector<float> Tensor::to_vector() const {
@@ -330,11 +331,7 @@ const std::shared_ptr<Node>& Tensor::grad_fn() const {
 
 Tensor& Tensor::fill_(float value) {
   check_in_place("fill_", *this);
-  if (device().is_cpu()) {
-    cpu::fill(data(), value, numel());
-  } else {
-    copy_(full(shape(), value));
-  }
+  REEL_KERNEL(device(), fill, data(), value, numel());
   return *this;
 }
 
@@ -345,15 +342,13 @@ Tensor& Tensor::add_(const Tensor& other, float alpha) {
                                                  << device().str() << ", got "
                                                  << (other.defined() ? shape_str(other.shape()) + " on " + other.device().str()
                                                                      : std::string("an undefined tensor")));
-  REEL_CHECK(device().is_cpu(), "add_: no kernel for " << device().str() << " in this build yet");
-  cpu::axpy(alpha, other.data(), data(), numel());
+  REEL_KERNEL(device(), axpy, alpha, other.data(), data(), numel());
   return *this;
 }
 
 Tensor& Tensor::mul_(float value) {
   check_in_place("mul_", *this);
-  REEL_CHECK(device().is_cpu(), "mul_: no kernel for " << device().str() << " in this build yet");
-  cpu::scale(value, data(), numel());
+  REEL_KERNEL(device(), scale, value, data(), numel());
   return *this;
 }
 
@@ -365,18 +360,16 @@ Tensor& Tensor::copy_(const Tensor& src) {
   const std::size_t bytes = static_cast<std::size_t>(numel()) * sizeof(float);
   if (bytes == 0 || src.data() == data()) return *this;
   const Device sd = src.device(), dd = device();
-  std::string err;
   if (sd.is_cpu() && dd.is_cpu())
     std::memcpy(data(), src.data(), bytes);
   else if (sd.is_cpu())
-    err = cuda::copy_host_to_device(dd.index, data(), src.data(), bytes);
+    cuda::copy_host_to_device(dd.index, data(), src.data(), bytes);
   else if (dd.is_cpu())
-    err = cuda::copy_device_to_host(sd.index, data(), src.data(), bytes);
+    cuda::copy_device_to_host(sd.index, data(), src.data(), bytes);
   else if (sd == dd)
-    err = cuda::copy_device_to_device(dd.index, data(), src.data(), bytes);
+    cuda::copy_device_to_device(dd.index, data(), src.data(), bytes);
   else  // between two GPUs: through the host
     copy_(src.to(Device::cpu()));
-  REEL_CHECK(err.empty(), "copy_ from " << sd.str() << " to " << dd.str() << ": " << err);
   return *this;
 }
 

@@ -8,3 +8,7 @@
 #else
 #define REEL_HD inline
 #endif
+
+// The CUDA stream type, declared exactly as cuda_runtime.h does, so that kernel headers can
+// declare the CUDA versions of each op without including CUDA.
+typedef struct CUstream_st* cudaStream_t;

@@ -1,7 +1,10 @@
 #pragma once
 // Pointwise kernels: unary ops, broadcasting binary ops, fills and accumulation.
+// The CUDA versions take the same arguments (device pointers; strides and shapes in host
+// memory) plus the stream last.
 #include <cstdint>
 
+#include "reel/kernels/common.h"
 #include "reel/kernels/elementwise_math.h"
 
 namespace reel::cpu {
@@ -12,7 +15,7 @@ void unary_forward(math::Unary op, const float* x, float* y, int64_t n);
 void unary_backward(math::Unary op, const float* g, const float* x, const float* y, float* dx,
                     int64_t n);
 
-// Broadcasting binary op over an output of `ndim` dimensions:
+// Broadcasting binary op over an output of `ndim` (<= 16) dimensions:
 // shape: [ndim] output extents; out: [prod(shape)] contiguous
 // a, b: addressed by element strides a_strides, b_strides: [ndim] (0 on a broadcast dimension)
 void binary_forward(math::Binary op, const float* a, const int64_t* a_strides, const float* b,
@@ -35,3 +38,21 @@ void axpy(float alpha, const float* x, float* y, int64_t n);
 void scale(float alpha, float* y, int64_t n);
 
 }  // namespace reel::cpu
+
+namespace reel::cuda {
+
+void unary_forward(math::Unary op, const float* x, float* y, int64_t n, cudaStream_t stream);
+void unary_backward(math::Unary op, const float* g, const float* x, const float* y, float* dx,
+                    int64_t n, cudaStream_t stream);
+void binary_forward(math::Binary op, const float* a, const int64_t* a_strides, const float* b,
+                    const int64_t* b_strides, float* out, const int64_t* shape, int ndim,
+                    cudaStream_t stream);
+void binary_backward(math::Binary op, int side, const float* g, const int64_t* g_strides,
+                     const float* a, const int64_t* a_strides, const float* b,
+                     const int64_t* b_strides, float* out, const int64_t* shape, int ndim,
+                     cudaStream_t stream);
+void fill(float* y, float value, int64_t n, cudaStream_t stream);
+void axpy(float alpha, const float* x, float* y, int64_t n, cudaStream_t stream);
+void scale(float alpha, float* y, int64_t n, cudaStream_t stream);
+
+}  // namespace reel::cuda

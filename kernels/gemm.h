@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "reel/kernels/common.h"
+
 namespace reel::cpu {
 
 // Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C
@@ -33,3 +35,20 @@ void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, flo
                 int64_t ldc);
 
 }  // namespace reel::cpu
+
+namespace reel::cuda {
+
+// Same contract as reel::cpu::gemm; A, B, C are device pointers. Runs our fastest version
+// (regblock128).
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+          int64_t ldc, cudaStream_t stream);
+// One rung of the ladder by name: "naive", "tiled", "regblock64" or "regblock128" (throws
+// reel::Error on another name).
+void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                  int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                  int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t stream);
+// The rung names, nullptr-terminated.
+const char* const* gemm_variants();
+
+}  // namespace reel::cuda

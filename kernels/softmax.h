@@ -2,6 +2,7 @@
 // softmax and log_softmax along one dimension, and softmax cross-entropy with class indices.
 #include <cstdint>
 
+#include "reel/kernels/common.h"
 #include "reel/kernels/softmax_math.h"
 
 namespace reel::cpu {
@@ -12,16 +13,32 @@ void softmax_forward(const float* x, float* y, int64_t outer, int64_t C, int64_t
 void softmax_backward(const float* g, const float* y, float* dx, int64_t outer, int64_t C,
                       int64_t inner, bool log);
 
-// logits: [N, C]; targets: [N] class indices in [0, C) or ignore_index
+// logits: [N, C]; targets: [N] class indices in [0, C) or ignore_index (checked by the caller)
 // log_probs: [N, C] out (log_softmax of logits, kept for the backward)
-// returns the mean over non-ignored rows of -sum_c smoothed_target(c) * log_probs[c]
-// (NaN when every row is ignored, as PyTorch); *count: rows not ignored.
-double cross_entropy_forward(const float* logits, const int64_t* targets, float* log_probs,
-                             int64_t N, int64_t C, float label_smoothing, int64_t ignore_index,
-                             int64_t* count);
-// g: scalar d(loss)/d(mean loss); log_probs: [N, C] from the forward; dlogits: [N, C] +=
-void cross_entropy_backward(float g, const float* log_probs, const int64_t* targets,
+// row_loss: [N] out, -sum_c smoothed_target(c) * log_probs[c] (0 for ignored rows)
+// loss: [1] out, sum(row_loss) / count, where count (> 0 or NaN results, as PyTorch) is the
+// number of rows not ignored.
+void cross_entropy_forward(const float* logits, const int64_t* targets, float* log_probs,
+                           float* row_loss, float* loss, int64_t N, int64_t C,
+                           float label_smoothing, int64_t ignore_index, int64_t count);
+// g: [1] d(loss)/d(mean loss); log_probs: [N, C] from the forward; dlogits: [N, C] +=
+void cross_entropy_backward(const float* g, const float* log_probs, const int64_t* targets,
                             float* dlogits, int64_t N, int64_t C, float label_smoothing,
                             int64_t ignore_index, int64_t count);
 
 }  // namespace reel::cpu
+
+namespace reel::cuda {
+// Same contracts; every pointer is device memory.
+void softmax_forward(const float* x, float* y, int64_t outer, int64_t C, int64_t inner, bool log,
+                     cudaStream_t stream);
+void softmax_backward(const float* g, const float* y, float* dx, int64_t outer, int64_t C,
+                      int64_t inner, bool log, cudaStream_t stream);
+void cross_entropy_forward(const float* logits, const int64_t* targets, float* log_probs,
+                           float* row_loss, float* loss, int64_t N, int64_t C,
+                           float label_smoothing, int64_t ignore_index, int64_t count,
+                           cudaStream_t stream);
+void cross_entropy_backward(const float* g, const float* log_probs, const int64_t* targets,
+                            float* dlogits, int64_t N, int64_t C, float label_smoothing,
+                            int64_t ignore_index, int64_t count, cudaStream_t stream);
+}  // namespace reel::cuda

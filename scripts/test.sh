@@ -13,4 +13,4 @@ cmake -S "$REEL_ROOT" -B "$REEL_ROOT/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Rel
   -DREEL_ASAN=ON -DREEL_CUDA=OFF -DREEL_BUILD_BENCH=OFF -DREEL_BUILD_APPS=OFF
 cmake --build "$REEL_ROOT/build-asan" -j "$JOBS"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --test-dir "$REEL_ROOT/build-asan" --output-on-failure -j "$JOBS" -L unit
+  ctest --test-dir "$REEL_ROOT/build-asan" --output-on-failure -j "$JOBS" -L "unit|emulated"

@@ -51,40 +51,37 @@ void softmax_backward(const float* g, const float* y, float* dx, int64_t outer, 
   }
 }
 
-double cross_entropy_forward(const float* logits, const int64_t* targets, float* log_probs,
-                             int64_t N, int64_t C, float label_smoothing, int64_t ignore_index,
-                             int64_t* count) {
+void cross_entropy_forward(const float* logits, const int64_t* targets, float* log_probs,
+                           float* row_loss, float* loss, int64_t N, int64_t C,
+                           float label_smoothing, int64_t ignore_index, int64_t count) {
   softmax_forward(logits, log_probs, N, C, 1, true);
   double total = 0.0;
-  int64_t n_valid = 0;
   for (int64_t r = 0; r < N; ++r) {
     const int64_t t = targets[r];
-    if (t == ignore_index) continue;
-    ++n_valid;
-    const float* lp = log_probs + r * C;
     double row = 0.0;
-    for (int64_t c = 0; c < C; ++c)
-      row -= static_cast<double>(math::smoothed_target(c, t, label_smoothing, C)) * lp[c];
+    if (t != ignore_index) {
+      const float* lp = log_probs + r * C;
+      for (int64_t c = 0; c < C; ++c)
+        row += math::cross_entropy_term(lp[c], c, t, label_smoothing, C);
+    }
+    row_loss[r] = static_cast<float>(row);
     total += row;
   }
-  *count = n_valid;
-  return n_valid > 0 ? total / static_cast<double>(n_valid)
-                     : std::numeric_limits<double>::quiet_NaN();
+  *loss = static_cast<float>(total / static_cast<double>(count));  // count 0: NaN, as PyTorch
 }
 
-void cross_entropy_backward(float g, const float* log_probs, const int64_t* targets,
+void cross_entropy_backward(const float* g, const float* log_probs, const int64_t* targets,
                             float* dlogits, int64_t N, int64_t C, float label_smoothing,
                             int64_t ignore_index, int64_t count) {
   if (count == 0) return;
-  const float w = g / static_cast<float>(count);
+  const float w = *g / static_cast<float>(count);
 #pragma omp parallel for if (go_parallel(N * C)) num_threads(num_threads()) schedule(static)
   for (int64_t r = 0; r < N; ++r) {
     const int64_t t = targets[r];
     if (t == ignore_index) continue;
-    // The smoothed targets sum to 1, so d(loss)/dlogit_c = softmax_c - target_c.
     for (int64_t c = 0; c < C; ++c)
       dlogits[r * C + c] +=
-          w * (std::exp(log_probs[r * C + c]) - math::smoothed_target(c, t, label_smoothing, C));
+          math::cross_entropy_grad(log_probs[r * C + c], c, t, label_smoothing, C, w);
   }
 }
 

@@ -1,59 +1,111 @@
-#include <cuda_runtime.h>
-
-#include <string>
+// The CUDA runtime wrappers of the real (nvcc) build.
+#include "reel/kernels/cuda/launch.h"
+//
+#include <cstring>
+#include <mutex>
+#include <vector>
 
 #include "reel/kernels/cuda/runtime.h"
 
 namespace reel::cuda {
 
 namespace {
-std::string check(cudaError_t e, const char* call) {
-  if (e == cudaSuccess) return {};
-  return std::string(call) + " failed: " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) +
-         ")";
+
+constexpr std::size_t kStagingBytes = std::size_t{8} << 20;  // per pinned staging buffer
+
+struct DeviceState {
+  cudaStream_t stream = nullptr;
+  void* staging[2] = {nullptr, nullptr};  // pinned host buffers, used in turn
+  cudaEvent_t staging_free[2] = {nullptr, nullptr};
+};
+
+std::mutex g_mu;
+std::vector<DeviceState>& states() {
+  static std::vector<DeviceState>* s = new std::vector<DeviceState>(device_count());
+  return *s;
 }
+
+DeviceState& state(int device) {
+  std::vector<DeviceState>& s = states();
+  if (device < 0 || device >= static_cast<int>(s.size()))
+    throw Error("CUDA device " + std::to_string(device) + " does not exist (" +
+                std::to_string(s.size()) + " found)");
+  return s[device];
+}
+
 }  // namespace
 
 bool built_with_cuda() { return true; }
+bool emulated() { return false; }
 
 int device_count() {
   int n = 0;  // left unwritten when the call fails
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky error
+    cudaGetLastError();  // clear the error
     return 0;
   }
   return n;
 }
 
-std::string malloc_on(int device, std::size_t bytes, void** ptr) {
-  std::string e = check(cudaSetDevice(device), "cudaSetDevice");
-  if (!e.empty()) return e;
-  return check(cudaMalloc(ptr, bytes), "cudaMalloc");
+void* malloc_on(int device, std::size_t bytes) {
+  REEL_CUDA_CHECK(cudaSetDevice(device));
+  void* p = nullptr;
+  REEL_CUDA_CHECK(cudaMalloc(&p, bytes));
+  return p;
 }
 
-std::string free_on(int device, void* ptr) {
-  std::string e = check(cudaSetDevice(device), "cudaSetDevice");
-  if (!e.empty()) return e;
-  return check(cudaFree(ptr), "cudaFree");
+void free_on(int device, void* ptr) noexcept {
+  if (!ptr) return;
+  cudaSetDevice(device);
+  cudaFree(ptr);  // at teardown an error is not actionable
 }
 
-std::string copy_host_to_device(int device, void* dst, const void* src, std::size_t bytes) {
-  std::string e = check(cudaSetDevice(device), "cudaSetDevice");
-  if (!e.empty()) return e;
-  return check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy(host to device)");
+cudaStream_t stream_for(int device) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  DeviceState& s = state(device);
+  REEL_CUDA_CHECK(cudaSetDevice(device));
+  if (!s.stream) REEL_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+  return s.stream;
 }
 
-std::string copy_device_to_host(int device, void* dst, const void* src, std::size_t bytes) {
-  std::string e = check(cudaSetDevice(device), "cudaSetDevice");
-  if (!e.empty()) return e;
-  return check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy(device to host)");
+void synchronize(int device) { REEL_CUDA_CHECK(cudaStreamSynchronize(stream_for(device))); }
+
+void copy_host_to_device(int device, void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  cudaStream_t stream = stream_for(device);
+  std::lock_guard<std::mutex> lock(g_mu);
+  DeviceState& s = state(device);
+  for (int i = 0; i < 2; ++i) {
+    if (!s.staging[i]) {
+      REEL_CUDA_CHECK(cudaHostAlloc(&s.staging[i], kStagingBytes, cudaHostAllocDefault));
+      REEL_CUDA_CHECK(cudaEventCreateWithFlags(&s.staging_free[i], cudaEventDisableTiming));
+      REEL_CUDA_CHECK(cudaEventRecord(s.staging_free[i], stream));
+    }
+  }
+  // Pageable memory cannot be copied asynchronously: stage it through the two pinned buffers
+  // in turn, so that filling one overlaps the copy out of the other.
+  const char* p = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  for (std::size_t off = 0, i = 0; off < bytes; off += kStagingBytes, i ^= 1) {
+    const std::size_t n = bytes - off < kStagingBytes ? bytes - off : kStagingBytes;
+    REEL_CUDA_CHECK(cudaEventSynchronize(s.staging_free[i]));
+    std::memcpy(s.staging[i], p + off, n);
+    REEL_CUDA_CHECK(cudaMemcpyAsync(d + off, s.staging[i], n, cudaMemcpyHostToDevice, stream));
+    REEL_CUDA_CHECK(cudaEventRecord(s.staging_free[i], stream));
+  }
 }
 
-std::string copy_device_to_device(int device, void* dst, const void* src, std::size_t bytes) {
-  std::string e = check(cudaSetDevice(device), "cudaSetDevice");
-  if (!e.empty()) return e;
-  return check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice),
-               "cudaMemcpy(device to device)");
+void copy_device_to_host(int device, void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  cudaStream_t stream = stream_for(device);
+  REEL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));
+  REEL_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void copy_device_to_device(int device, void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  REEL_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_for(device)));
 }
 
 }  // namespace reel::cuda

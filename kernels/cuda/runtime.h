@@ -1,24 +1,36 @@
 #pragma once
 // Thin host-side wrappers over the CUDA runtime, so that nothing above kernels/ includes CUDA
-// headers. Every function returns an empty string on success, else the CUDA error named with
-// the call that failed. Built from runtime.cu with nvcc, or from runtime_stub.cpp when reel is
-// configured with REEL_CUDA=OFF (then device_count() is 0 and the rest report that).
+// headers. Three builds implement them: runtime.cu (nvcc, the real thing), runtime_stub.cpp
+// (REEL_CUDA=OFF: no devices) and emulate/runtime_emu.cpp (the SIMT emulation: one "device"
+// whose memory is host memory). Failures throw reel::Error naming the call, the file and line
+// and CUDA's error string.
 #include <cstddef>
-#include <string>
+
+#include "reel/kernels/common.h"
 
 namespace reel::cuda {
 
-// True when this build of reel contains the CUDA backend.
+// True when this build of reel contains a CUDA backend (real or emulated).
 bool built_with_cuda();
+// True in the emulated build.
+bool emulated();
 // Usable CUDA devices; 0 when there is no driver or no GPU (cudaGetDeviceCount fails with
 // error 35, insufficient driver, on machines without one and leaves the count unwritten).
 int device_count();
 
-std::string malloc_on(int device, std::size_t bytes, void** ptr);
-std::string free_on(int device, void* ptr);
-// Synchronous copies; dst and src are byte buffers of `bytes`.
-std::string copy_host_to_device(int device, void* dst, const void* src, std::size_t bytes);
-std::string copy_device_to_host(int device, void* dst, const void* src, std::size_t bytes);
-std::string copy_device_to_device(int device, void* dst, const void* src, std::size_t bytes);
+// Raw device memory (core's caching allocator sits on top of these).
+void* malloc_on(int device, std::size_t bytes);
+void free_on(int device, void* ptr) noexcept;
+
+// The stream every reel kernel on `device` runs on; makes `device` current.
+cudaStream_t stream_for(int device);
+// Waits for all work queued on the device's stream.
+void synchronize(int device);
+
+// Copies ordered on the device's stream. Host to device goes through reusable pinned staging
+// buffers; device to host waits for the copy to finish. bytes may be 0.
+void copy_host_to_device(int device, void* dst, const void* src, std::size_t bytes);
+void copy_device_to_host(int device, void* dst, const void* src, std::size_t bytes);
+void copy_device_to_device(int device, void* dst, const void* src, std::size_t bytes);
 
 }  // namespace reel::cuda

@@ -1,0 +1,32 @@
+#pragma once
+// Device dispatch for core's ops: one kernel family has the same function in reel::cpu and in
+// reel::cuda, the CUDA one taking the device's stream last. REEL_KERNEL(device, fn, args...)
+// calls the one for `device`.
+#include "reel/core/device.h"
+#include "reel/core/error.h"
+#include "reel/kernels/cuda/runtime.h"
+
+#if defined(REEL_WITH_CUDA)
+#define REEL_KERNEL(device, fn, ...)                                   \
+  ((device).is_cpu() ? ::reel::cpu::fn(__VA_ARGS__)                   \
+                     : ::reel::cuda::fn(__VA_ARGS__, ::reel::cuda::stream_for((device).index)))
+#else
+#define REEL_KERNEL(device, fn, ...)                                   \
+  ((device).is_cpu() ? ::reel::cpu::fn(__VA_ARGS__)                   \
+                     : throw ::reel::Error(std::string(#fn) +          \
+                                           ": this build of reel has no CUDA kernels"))
+#endif
+
+namespace reel {
+
+// Which GEMM runs on CUDA devices: REEL_GEMM=custom (default: our regblock128), cublas, or one
+// rung of our ladder by name (naive, tiled, regblock64, regblock128).
+const std::string& cuda_gemm_backend();
+void set_cuda_gemm_backend(const std::string& name);
+
+// C = alpha op(A) op(B) + beta C on `device` (contract of kernels/gemm.h).
+void device_gemm(const Device& device, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                 int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                 int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace reel
