@@ -7,5 +7,6 @@
 #include "reel/core/gradcheck.h"
 #include "reel/core/ops.h"
 #include "reel/core/random.h"
+#include "reel/core/serialize.h"
 #include "reel/core/tensor.h"
 #include "reel/kernels/cpu/parallel.h"

@@ -10,13 +10,17 @@
 
 namespace reel::test {
 
-// Every element of t equals expected within tol (absolute).
+// Every element of t equals expected within tol (relative, on a scale of at least 1); tol 0
+// asks for exact equality.
 inline void check_values(const Tensor& t, const std::vector<float>& expected, float tol = 1e-5f) {
   const std::vector<float> v = t.to_vector();
   REQUIRE(v.size() == expected.size());
   for (size_t i = 0; i < v.size(); ++i) {
     INFO("element " << i);
-    CHECK(v[i] == doctest::Approx(expected[i]).epsilon(tol).scale(1.0));
+    if (tol == 0.0f)
+      CHECK(v[i] == expected[i]);
+    else
+      CHECK(v[i] == doctest::Approx(expected[i]).epsilon(tol).scale(1.0));
   }
 }
 
