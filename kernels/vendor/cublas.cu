@@ -1,6 +1,7 @@
 // cuBLAS SGEMM behind reel's row-major contract.
+#include "reel/kernels/cuda/launch.h"
+//
 #include <cublas_v2.h>
-#include <cuda_runtime.h>
 
 #include <mutex>
 #include <string>
@@ -9,16 +10,18 @@
 #include "reel/kernels/error.h"
 #include "reel/kernels/vendor/cublas.h"
 
-namespace reel::vendor {
+namespace reel {
 
-namespace {
-
-void cublas_check(cublasStatus_t s, const char* call, const char* file, int line) {
+// REEL_CUDA_CHECK (kernels/cuda/launch.h) also checks cuBLAS calls through this overload.
+inline void cuda_check(cublasStatus_t s, const char* call, const char* file, int line) {
   if (s == CUBLAS_STATUS_SUCCESS) return;
   throw Error(std::string(call) + " failed at " + file + ":" + std::to_string(line) + ": " +
               cublasGetStatusName(s) + " (" + cublasGetStatusString(s) + ")");
 }
-#define REEL_CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
+
+namespace vendor {
+
+namespace {
 
 cublasHandle_t handle_for_current_device() {
   static std::mutex mu;
@@ -27,7 +30,7 @@ cublasHandle_t handle_for_current_device() {
   if (cudaGetDevice(&device) != cudaSuccess) throw Error("cublas_gemm: no current CUDA device");
   std::lock_guard<std::mutex> lock(mu);
   if (static_cast<int>(handles.size()) <= device) handles.resize(device + 1, nullptr);
-  if (!handles[device]) REEL_CUBLAS_CHECK(cublasCreate(&handles[device]));
+  if (!handles[device]) REEL_CUDA_CHECK(cublasCreate(&handles[device]));
   return handles[device];
 }
 
@@ -38,12 +41,13 @@ void cublas_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
                  int64_t ldc, cudaStream_t stream) {
   if (M == 0 || N == 0) return;
   cublasHandle_t h = handle_for_current_device();
-  REEL_CUBLAS_CHECK(cublasSetStream(h, stream));
+  REEL_CUDA_CHECK(cublasSetStream(h, stream));
   // cuBLAS is column-major: a row-major C[M, N] is a column-major C^T[N, M], and
   // C^T = op(B)^T op(A)^T, so B goes first with the same transpose flags.
-  REEL_CUBLAS_CHECK(cublasSgemm_64(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+  REEL_CUDA_CHECK(cublasSgemm_64(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                    trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb,
                                    A, lda, &beta, C, ldc));
 }
 
-}  // namespace reel::vendor
+}  // namespace vendor
+}  // namespace reel
