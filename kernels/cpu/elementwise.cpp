@@ -21,13 +21,8 @@ void unary_backward(math::Unary op, const float* g, const float* x, const float*
 
 void binary_forward(math::Binary op, const float* a, const int64_t* a_strides, const float* b,
                     const int64_t* b_strides, float* out, const int64_t* shape, int ndim) {
-  // Output strides: contiguous.
   int64_t out_strides[16];
-  int64_t s = 1;
-  for (int d = ndim - 1; d >= 0; --d) {
-    out_strides[d] = s;
-    s *= shape[d];
-  }
+  contiguous_strides(shape, ndim, out_strides);
   for_each_row<3>(shape, ndim, {a_strides, b_strides, out_strides}, true,
                   [&](const std::array<int64_t, 3>& off, int64_t n,
                       const std::array<int64_t, 3>& st) {
@@ -53,11 +48,7 @@ void binary_backward(math::Binary op, int side, const float* g, const int64_t* g
                      const float* a, const int64_t* a_strides, const float* b,
                      const int64_t* b_strides, float* out, const int64_t* shape, int ndim) {
   int64_t out_strides[16];
-  int64_t s = 1;
-  for (int d = ndim - 1; d >= 0; --d) {
-    out_strides[d] = s;
-    s *= shape[d];
-  }
+  contiguous_strides(shape, ndim, out_strides);
   for_each_row<4>(shape, ndim, {g_strides, a_strides, b_strides, out_strides}, true,
                   [&](const std::array<int64_t, 4>& off, int64_t n,
                       const std::array<int64_t, 4>& st) {

@@ -12,6 +12,15 @@ namespace reel::cpu {
 // Below this many elements a kernel runs on the calling thread: a parallel region costs more.
 constexpr int64_t kParallelMinElements = 1 << 15;
 
+// strides: [ndim] out, the element strides of a contiguous row-major tensor of extents shape.
+inline void contiguous_strides(const int64_t* shape, int ndim, int64_t* strides) {
+  int64_t s = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+}
+
 // Walks an index space of extents shape: [ndim] one innermost row at a time. For operand k,
 // strides[k]: [ndim] element strides. Calls fn(offsets, inner_extent, inner_strides) with
 // offsets[k] the element offset of the row's first element in operand k. Rows are split

@@ -7,11 +7,7 @@ namespace reel::cpu {
 void sum_reduce(const float* in, const int64_t* shape, int ndim, float* out,
                 const int64_t* out_strides) {
   int64_t in_strides[16];
-  int64_t s = 1;
-  for (int d = ndim - 1; d >= 0; --d) {
-    in_strides[d] = s;
-    s *= shape[d];
-  }
+  contiguous_strides(shape, ndim, in_strides);
   // Several rows can add into the same output element, so this loop stays on one thread.
   for_each_row<2>(shape, ndim, {in_strides, out_strides}, false,
                   [&](const std::array<int64_t, 2>& off, int64_t n,
