@@ -11,5 +11,9 @@ using Command = std::function<int()>;
 
 // `reel demo`: trains a small classifier with the core library and reports what it did.
 Command add_demo(CLI::App& app);
+// `reel prepare`: decodes a dataset once into a pre-decoded store (data/store.h).
+Command add_prepare(CLI::App& app);
+// `reel digits`: writes the moving-digits set as videos in UCF101's layout (data/digits.h).
+Command add_digits(CLI::App& app);
 
 }  // namespace reel::apps

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config doctest-dev libbenchmark-dev libopenblas-dev
-          libcli11-dev libboost-context-dev nlohmann-json3-dev "$@")
+          libcli11-dev libboost-context-dev nlohmann-json3-dev libopencv-dev libstb-dev ffmpeg
+          "$@")
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
