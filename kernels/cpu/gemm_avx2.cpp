@@ -56,7 +56,8 @@ void tile(int64_t kc, const float* __restrict a, const float* __restrict b, int6
 #pragma GCC unroll 16
   for (int v = 0; v < kNv; ++v) {
     const int left = static_cast<int>(n) - 8 * v;
-    mask[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    mask[v] =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
 #pragma GCC unroll 16
   for (int i = 0; i < ROWS; ++i) {

@@ -52,8 +52,8 @@ void check(const Case& c, Fn fn, uint64_t seed = 1) {
   const int64_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
   const int64_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
   const int64_t lda = a_cols + c.pad_a, ldb = b_cols + c.pad_b, ldc = c.N + c.pad_c;
-  std::vector<float> A(static_cast<size_t>(a_rows * lda) + 1), B(static_cast<size_t>(b_rows * ldb) + 1);
-  std::vector<float> C(static_cast<size_t>(c.M * ldc) + 1);
+  std::vector<float> A(static_cast<size_t>(a_rows * lda)), B(static_cast<size_t>(b_rows * ldb));
+  std::vector<float> C(static_cast<size_t>(c.M * ldc));
   for (float& x : A) x = rng.next();
   for (float& x : B) x = rng.next();
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -75,8 +75,10 @@ void check(const Case& c, Fn fn, uint64_t seed = 1) {
       }
       double sum = 0.0, mag = 0.0;
       for (int64_t k = 0; k < c.K; ++k) {
-        const double a = c.ta ? A[static_cast<size_t>(k * lda + i)] : A[static_cast<size_t>(i * lda + k)];
-        const double b = c.tb ? B[static_cast<size_t>(j * ldb + k)] : B[static_cast<size_t>(k * ldb + j)];
+        const double a =
+            c.ta ? A[static_cast<size_t>(k * lda + i)] : A[static_cast<size_t>(i * lda + k)];
+        const double b =
+            c.tb ? B[static_cast<size_t>(j * ldb + k)] : B[static_cast<size_t>(k * ldb + j)];
         sum += a * b;
         mag += std::fabs(a * b);
       }
@@ -107,8 +109,8 @@ void run_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
 
 // Sizes for every transpose combination: ragged, one-element, and block straddling.
 const std::vector<std::vector<int64_t>> kShapes = {
-    {1, 1, 1},    {7, 7, 7},     {33, 33, 33},  {1, 257, 33},  {257, 1, 33},  {33, 7, 257},
-    {15, 33, 1},  {14, 32, 385}, {29, 65, 384}, {5, 300, 770}, {57, 257, 64}, {130, 20, 17},
+    {1, 1, 1},   {7, 7, 7},     {33, 33, 33},  {1, 257, 33},  {257, 1, 33},  {33, 7, 257},
+    {15, 33, 1}, {14, 32, 385}, {29, 65, 384}, {5, 300, 770}, {57, 257, 64}, {130, 20, 17},
 };
 
 void run_all_cases() {
@@ -172,13 +174,15 @@ TEST_CASE("gemm matches the double-precision reference on every micro-kernel and
   }
 }
 
-TEST_CASE("gemm splits large products across threads and still matches") {
+TEST_CASE("gemm on products big enough to be threaded and cache-blocked") {
   Restore restore;
-  reel::cpu::set_num_threads(2);
-  // Big enough to be threaded (M * N * K above the single-thread cut), in both grid shapes,
-  // and with few rows (B read in place).
-  check({false, false, 300, 260, 400, 1.0f, 0.0f}, run_gemm, 5);
-  check({true, true, 40, 600, 390, 1.0f, 1.0f, 2, 3, 4}, run_gemm, 6);
-  check({false, false, 30, 1030, 390, -1.0f, 0.5f, 0, 1, 2}, run_gemm, 7);
-  check({true, false, 2100, 40, 100, 1.0f, 0.0f}, run_gemm, 8);
+  for (int threads : {1, 2}) {
+    reel::cpu::set_num_threads(threads);
+    // Above the single-thread cut (M * N * K), split by rows and by columns, with few rows (B
+    // read in place, A shared by the team), and with M above the row block kMc = 2048.
+    check({false, false, 300, 260, 400, 1.0f, 0.0f}, run_gemm, 5);
+    check({true, true, 40, 600, 390, 1.0f, 1.0f, 2, 3, 4}, run_gemm, 6);
+    check({false, false, 30, 1030, 390, -1.0f, 0.5f, 0, 1, 2}, run_gemm, 7);
+    check({true, false, 2100, 40, 100, 1.0f, 0.0f}, run_gemm, 8);
+  }
 }
