@@ -34,6 +34,15 @@
 #ifdef REEL_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
+#ifdef REEL_WITH_CUDA
+#include <string>
+
+#include "reel/core/tensor.h"
+#include "reel/kernels/cuda/runtime.h"
+#endif
+#ifdef REEL_WITH_CUBLAS
+#include "reel/kernels/vendor/cublas.h"
+#endif
 
 namespace {
 
@@ -105,6 +114,43 @@ void BM_GemmOpenBLAS(benchmark::State& state) {
 }
 #endif
 
+#ifdef REEL_WITH_CUDA
+// GPU GEMM on cuda:0: `which` is one rung of our ladder (naive, tiled, regblock64,
+// regblock128) or "cublas". Each timed iteration queues kLaunches products and waits for them,
+// so that launch and synchronisation overheads do not hide the kernel on small shapes.
+void run_cuda_gemm(benchmark::State& state, const std::string& which) {
+  constexpr int kLaunches = 10;
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  Operands x(m, n, k);
+  const reel::Device gpu = reel::Device::cuda(0);
+  reel::Tensor a = reel::Tensor::from_vector(x.a, {m, k}).to(gpu);  // [M, K]
+  reel::Tensor b = reel::Tensor::from_vector(x.b, {k, n}).to(gpu);  // [K, N]
+  reel::Tensor c = reel::Tensor::zeros({m, n}, gpu);                // [M, N]
+  cudaStream_t stream = reel::cuda::stream_for(0);
+  auto product = [&] {
+#ifdef REEL_WITH_CUBLAS
+    if (which == "cublas") {
+      reel::vendor::cublas_gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f,
+                                c.data(), n, stream);
+      return;
+    }
+#endif
+    reel::cuda::gemm_variant(which.c_str(), false, false, m, n, k, 1.0f, a.data(), k, b.data(), n,
+                             0.0f, c.data(), n, stream);
+  };
+  product();  // warm up (module load, cuBLAS handle)
+  reel::cuda::synchronize(0);
+  for (auto _ : state) {
+    for (int i = 0; i < kLaunches; ++i) product();
+    reel::cuda::synchronize(0);
+  }
+  set_flops(state, m * kLaunches, n, k);
+  state.SetLabel(which);
+}
+void BM_GemmCuda(benchmark::State& state) { run_cuda_gemm(state, "regblock128"); }
+void BM_GemmCublas(benchmark::State& state) { run_cuda_gemm(state, "cublas"); }
+#endif
+
 // Each shape runs ours, then OpenBLAS, back to back, so that the pair sees the same machine
 // (our VMs are shared and their speed drifts).
 const std::vector<std::vector<int64_t>> kShapes = {
@@ -127,6 +173,25 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("BM_GemmTN", BM_GemmTN)->Args(shape)->UseRealTime();
   }
   benchmark::RegisterBenchmark("BM_GemmNaive", BM_GemmNaive)->Args({256, 256, 256})->UseRealTime();
+#ifdef REEL_WITH_CUDA
+  // Registered only when a GPU answers: our CUDA GEMM against cuBLAS on every shape, and each
+  // rung of the ladder at 1024^3 (BM_GemmCudaLadder/<rung>).
+  if (reel::cuda::device_count() > 0) {
+    for (const auto& shape : kShapes) {
+      benchmark::RegisterBenchmark("BM_GemmCuda", BM_GemmCuda)->Args(shape)->UseRealTime();
+#ifdef REEL_WITH_CUBLAS
+      benchmark::RegisterBenchmark("BM_GemmCublas", BM_GemmCublas)->Args(shape)->UseRealTime();
+#endif
+    }
+    for (const char* const* v = reel::cuda::gemm_variants(); *v; ++v) {
+      const std::string rung = *v;
+      benchmark::RegisterBenchmark(("BM_GemmCudaLadder/" + rung).c_str(),
+                                   [rung](benchmark::State& st) { run_cuda_gemm(st, rung); })
+          ->Args({1024, 1024, 1024})
+          ->UseRealTime();
+    }
+  }
+#endif
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
