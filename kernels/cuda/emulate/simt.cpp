@@ -247,7 +247,8 @@ bool resolve_warps(Launch& L) {
 
 void run_block(Launch& L, uint64_t& rng) {
   const unsigned n = static_cast<unsigned>(L.fibers.size());
-  std::memset(L.smem.data(), 0xff, L.smem.size());  // NaN bytes: a read before a write shows
+  if (!L.smem.empty())  // NaN bytes: a read before a write shows
+    std::memset(L.smem.data(), 0xff, L.smem.size());
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = L.fibers[i];
     f.state = State::Runnable;
