@@ -130,7 +130,78 @@ CachingPool& device_pool(int index) {
   return *p;
 }
 
+struct PinnedUses {
+  std::mutex mu;
+  std::unordered_map<void*, std::vector<cuda::Event>> uses;  // block -> copies reading it
+  struct Held {
+    void* ptr;
+    std::size_t bytes;
+    std::vector<cuda::Event> events;
+  };
+  std::vector<Held> held;  // released while a copy may still read them
+};
+
+CachingPool& pinned_pool() {
+  static CachingPool* p = new CachingPool([](std::size_t n) { return cuda::host_alloc_pinned(n); },
+                                          [](void* q) { cuda::host_free_pinned(q); }, true);
+  return *p;
+}
+
+PinnedUses& pinned_uses() {
+  static PinnedUses* u = new PinnedUses;
+  return *u;
+}
+
+// Returns to the pool every held block whose copies have all finished.
+void release_finished_pinned() {
+  PinnedUses& u = pinned_uses();
+  std::lock_guard<std::mutex> lock(u.mu);
+  for (size_t i = 0; i < u.held.size();) {
+    PinnedUses::Held& h = u.held[i];
+    bool done = true;
+    for (cuda::Event e : h.events) done = done && cuda::event_done(e);
+    if (!done) {
+      ++i;
+      continue;
+    }
+    for (cuda::Event e : h.events) cuda::event_destroy(e);
+    pinned_pool().release(h.ptr, h.bytes);
+    u.held[i] = std::move(u.held.back());
+    u.held.pop_back();
+  }
+}
+
 }  // namespace
+
+void* pinned_allocate(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  release_finished_pinned();
+  return pinned_pool().allocate(bytes);
+}
+
+void pinned_release(void* ptr, std::size_t bytes) {
+  if (!ptr) return;
+  PinnedUses& u = pinned_uses();
+  {
+    std::lock_guard<std::mutex> lock(u.mu);
+    auto it = u.uses.find(ptr);
+    if (it != u.uses.end()) {
+      u.held.push_back({ptr, bytes, std::move(it->second)});
+      u.uses.erase(it);
+      ptr = nullptr;
+    }
+  }
+  if (ptr) pinned_pool().release(ptr, bytes);
+  release_finished_pinned();
+}
+
+void pinned_record_use(void* ptr, void* event) {
+  PinnedUses& u = pinned_uses();
+  std::lock_guard<std::mutex> lock(u.mu);
+  u.uses[ptr].push_back(event);
+}
+
+AllocatorStats pinned_allocator_stats() { return pinned_pool().stats(); }
 
 std::size_t allocation_size_class(std::size_t bytes) {
   if (bytes <= 512) return (bytes + 63) / 64 * 64;

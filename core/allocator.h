@@ -37,4 +37,14 @@ void device_release(const Device& device, void* ptr, std::size_t bytes);
 AllocatorStats device_allocator_stats(const Device& device);
 void device_empty_cache(const Device& device);
 
+// Pinned (page-locked) host memory, from which copies to a GPU run asynchronously; from a
+// caching pool. A released block that an asynchronous copy may still be reading is held back
+// until that copy's event has completed, so the next batch never overwrites it mid-copy.
+void* pinned_allocate(std::size_t bytes);
+void pinned_release(void* ptr, std::size_t bytes);
+// ptr (a pinned block in use) is read by the copy queued before `event` (from
+// cuda::record_event; the pool destroys it).
+void pinned_record_use(void* ptr, void* event);
+AllocatorStats pinned_allocator_stats();
+
 }  // namespace reel

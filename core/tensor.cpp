@@ -31,9 +31,12 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
-Storage::Storage(int64_t n, Device dev) : numel(n), device(dev) {
+Storage::Storage(int64_t n, Device dev, bool pin) : numel(n), device(dev), pinned(pin) {
   const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(float);
-  if (device.is_cpu())
+  REEL_CHECK(!pinned || device.is_cpu(), "pinned memory is host memory, not " << device.str());
+  if (pinned)
+    data = static_cast<float*>(pinned_allocate(bytes));
+  else if (device.is_cpu())
     data = static_cast<float*>(cpu_allocate(bytes));
   else if (bytes > 0)
     data = static_cast<float*>(device_allocate(device, bytes));
@@ -41,7 +44,9 @@ Storage::Storage(int64_t n, Device dev) : numel(n), device(dev) {
 
 Storage::~Storage() {
   const std::size_t bytes = static_cast<std::size_t>(numel) * sizeof(float);
-  if (device.is_cpu())
+  if (pinned)
+    pinned_release(data, bytes);
+  else if (device.is_cpu())
     cpu_release(data, bytes);
   else
     device_release(device, data, bytes);
@@ -86,6 +91,29 @@ Tensor Tensor::empty(const Shape& shape, Device device) {
   impl->storage = std::make_shared<Storage>(shape_numel(shape), device);
   impl->shape = shape;
   return Tensor(impl);
+}
+
+Tensor Tensor::empty_pinned(const Shape& shape) {
+  check_shape("empty_pinned", shape);
+  REEL_CHECK(cuda::available(), "empty_pinned: pinned memory needs a CUDA device, and none is "
+                                "available here");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(shape_numel(shape), Device::cpu(), true);
+  impl->shape = shape;
+  return Tensor(impl);
+}
+
+bool Tensor::is_pinned() const { return defined() && impl_->storage->pinned; }
+
+Tensor Tensor::pin_memory() const {
+  REEL_CHECK(defined(), "pin_memory: called on an undefined tensor");
+  REEL_CHECK(device().is_cpu(), "pin_memory: the tensor is on " << device().str()
+                                                                << ", expected cpu");
+  if (is_pinned()) return *this;
+  Tensor out = empty_pinned(shape());
+  NoGradGuard guard;
+  out.copy_(*this);
+  return out;
 }
 
 Tensor Tensor::zeros(const Shape& shape, Device device) { return full(shape, 0.0f, device); }
@@ -191,11 +219,18 @@ std::vector<float> Tensor::to_vector() const {
   return v;
 }
 
-Tensor Tensor::to(Device target) const {
+Tensor Tensor::to(Device target, bool non_blocking) const {
   REEL_CHECK(defined(), "to: called on an undefined tensor");
   if (device() == target) return *this;
   Tensor out = empty(shape(), target);
-  out.copy_(*this);
+  if (non_blocking && is_pinned() && target.is_cuda() && numel() > 0) {
+    cuda::copy_host_to_device_async(target.index, out.data(), data(),
+                                    static_cast<std::size_t>(numel()) * sizeof(float));
+    pinned_record_use(data(), cuda::record_event(target.index));
+  } else {
+    NoGradGuard guard;
+    out.copy_(*this);
+  }
   if (any_requires_grad({this})) {
     auto node = record("to", out, {*this});
     const Device source = device();

@@ -25,7 +25,8 @@ struct Node;
 
 // Owns one buffer of floats on one device; returns it to the caching allocator when released.
 struct Storage {
-  Storage(int64_t numel, Device device);
+  // pinned: page-locked host memory (device must be cpu), see pinned_allocate().
+  Storage(int64_t numel, Device device, bool pinned = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -33,6 +34,7 @@ struct Storage {
   float* data = nullptr;
   int64_t numel = 0;
   Device device;
+  bool pinned = false;
 };
 
 struct TensorImpl {
@@ -51,6 +53,9 @@ class Tensor {
 
   // ---- creation (all throw reel::Error on a negative extent or an unusable device) ----
   static Tensor empty(const Shape& shape, Device device = Device::cpu());
+  // A cpu tensor in pinned (page-locked) memory, from which to(cuda, true) copies
+  // asynchronously. Throws reel::Error when no CUDA device is available.
+  static Tensor empty_pinned(const Shape& shape);
   static Tensor zeros(const Shape& shape, Device device = Device::cpu());
   static Tensor ones(const Shape& shape, Device device = Device::cpu());
   static Tensor full(const Shape& shape, float value, Device device = Device::cpu());
@@ -82,8 +87,13 @@ class Tensor {
   // src/dst: numel() floats of host memory.
   void copy_from_host(const float* src, int64_t n);
   void copy_to_host(float* dst, int64_t n) const;
-  // Same tensor when already there; otherwise a copy (differentiable).
-  Tensor to(Device device) const;
+  // Same tensor when already there; otherwise a copy (differentiable). non_blocking: a copy
+  // from pinned memory to a GPU is queued on the device's stream and to() returns at once
+  // (work on the result is ordered after it; the pinned block is not reused until it is done).
+  Tensor to(Device device, bool non_blocking = false) const;
+  bool is_pinned() const;
+  // A copy in pinned memory (this tensor when it is pinned already); not recorded by autograd.
+  Tensor pin_memory() const;
   // The only value of a one-element tensor.
   float item() const;
   // Element at a multi-index (host tensors or copied from the device). For tests and printing.

@@ -108,7 +108,10 @@ void Loader::worker() {
       const int size = static_cast<int>(std::min(B, end_pos_ - b * B));
       const int c = opts_.transform.crop;
       try {
-        p.clips = Tensor::empty({size, opts_.sampler.frames, 3, c, c});
+        // Bound for a GPU: build the batch in pinned memory, so that next() can queue its copy
+        // asynchronously (the pinned pool holds the block back until that copy is done).
+        const Shape shape{size, opts_.sampler.frames, 3, c, c};
+        p.clips = opts_.device.is_cuda() ? Tensor::empty_pinned(shape) : Tensor::empty(shape);
       } catch (const std::exception& e) {
         // Out of memory, say: the epoch cannot go on; next() reports it.
         fatal_ = std::string("cannot allocate a batch: ") + e.what();
@@ -220,7 +223,7 @@ bool Loader::next(Batch& batch) {
     } else {
       Shape shape = p.clips.shape();
       shape[0] = static_cast<int64_t>(good.size());
-      batch.clips = Tensor::empty(shape);
+      batch.clips = opts_.device.is_cuda() ? Tensor::empty_pinned(shape) : Tensor::empty(shape);
       for (size_t k = 0; k < good.size(); ++k)
         std::memcpy(batch.clips.data() + k * clip_numel_, p.clips.data() + good[k] * clip_numel_,
                     sizeof(float) * clip_numel_);
@@ -232,7 +235,7 @@ bool Loader::next(Batch& batch) {
       batch.clip_indices.push_back(p.clip_indices[i]);
       batch.paths.push_back(dataset_.items[p.videos[i]].path);
     }
-    if (opts_.device != Device::cpu()) batch.clips = batch.clips.to(opts_.device);
+    if (opts_.device != Device::cpu()) batch.clips = batch.clips.to(opts_.device, true);
     std::lock_guard<std::mutex> lock(mu_);
     summary_.batches += 1;
     summary_.clips += static_cast<int64_t>(good.size());

@@ -35,8 +35,10 @@ struct LoaderOptions {
   SamplerOptions sampler;
   TransformOptions transform;  // transform.crop must be positive: batches need one size
   OnBadVideo on_bad = OnBadVideo::Skip;
-  // Batches are moved there (Tensor::to) before next() returns them. Pinned host buffers and
-  // asynchronous copies are not done yet: the copy is the plain synchronous one.
+  // Batches are moved there before next() returns them. For a GPU, workers build each batch in
+  // pinned host memory and next() queues an asynchronous copy (Tensor::to(device, true)):
+  // the trainer's next kernels on that device are ordered after it, and the pinned block is
+  // not reused before the copy has finished.
   Device device = Device::cpu();
   std::ostream* log = nullptr;  // where skipped videos are named (once each); nullptr: stderr
 };

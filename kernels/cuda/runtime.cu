@@ -108,4 +108,39 @@ void copy_device_to_device(int device, void* dst, const void* src, std::size_t b
       cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_for(device)));
 }
 
+void* host_alloc_pinned(std::size_t bytes) {
+  void* p = nullptr;
+  REEL_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
+  return p;
+}
+
+void host_free_pinned(void* ptr) noexcept {
+  if (ptr) cudaFreeHost(ptr);
+}
+
+void copy_host_to_device_async(int device, void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  REEL_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_for(device)));
+}
+
+Event record_event(int device) {
+  cudaStream_t stream = stream_for(device);
+  cudaEvent_t e = nullptr;
+  REEL_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  REEL_CUDA_CHECK(cudaEventRecord(e, stream));
+  return e;
+}
+
+bool event_done(Event event) {
+  const cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(event));
+  if (r == cudaErrorNotReady) return false;
+  REEL_CUDA_CHECK(r);
+  return true;
+}
+
+void event_destroy(Event event) noexcept {
+  if (event) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+}
+
 }  // namespace reel::cuda

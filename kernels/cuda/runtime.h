@@ -33,4 +33,19 @@ void copy_host_to_device(int device, void* dst, const void* src, std::size_t byt
 void copy_device_to_host(int device, void* dst, const void* src, std::size_t bytes);
 void copy_device_to_device(int device, void* dst, const void* src, std::size_t bytes);
 
+// Page-locked host memory (cudaHostAlloc), from which copies to the device can run
+// asynchronously. The emulation hands out ordinary host memory.
+void* host_alloc_pinned(std::size_t bytes);
+void host_free_pinned(void* ptr) noexcept;
+// Queues a copy from pinned host memory on the device's stream and returns at once: src must not
+// change until an event recorded after it has completed.
+void copy_host_to_device_async(int device, void* dst, const void* src, std::size_t bytes);
+
+// An event recorded on the device's stream (opaque; cudaEvent_t in the real build).
+using Event = void*;
+Event record_event(int device);
+// True once the work queued before the event has finished.
+bool event_done(Event event);
+void event_destroy(Event event) noexcept;
+
 }  // namespace reel::cuda

@@ -21,4 +21,11 @@ void copy_host_to_device(int, void*, const void*, std::size_t) { no_cuda(); }
 void copy_device_to_host(int, void*, const void*, std::size_t) { no_cuda(); }
 void copy_device_to_device(int, void*, const void*, std::size_t) { no_cuda(); }
 
+void* host_alloc_pinned(std::size_t) { no_cuda(); }
+void host_free_pinned(void*) noexcept {}
+void copy_host_to_device_async(int, void*, const void*, std::size_t) { no_cuda(); }
+Event record_event(int) { no_cuda(); }
+bool event_done(Event) { return true; }
+void event_destroy(Event) noexcept {}
+
 }  // namespace reel::cuda

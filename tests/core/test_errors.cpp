@@ -89,7 +89,10 @@ TEST_CASE("device mismatch and unusable devices") {
   CHECK_ERROR(concat({Tensor::zeros({0}), c}, 0), "concat", "cuda:0");
   CHECK_ERROR(Device::parse("gpu"), "unknown device", "gpu");
   CHECK_ERROR(Device::parse("cuda:x"), "cuda:x");
-  if (!cuda::available()) CHECK_ERROR(Tensor::ones({2}, Device::cuda(1)), "cuda:1");
+  if (!cuda::available()) {
+    CHECK_ERROR(Tensor::ones({2}, Device::cuda(1)), "cuda:1");
+    CHECK_ERROR(Tensor::ones({2}).pin_memory(), "pinned", "CUDA device");
+  }
 }
 
 TEST_CASE("bad arguments to creation and gradcheck") {

@@ -245,3 +245,27 @@ TEST_CASE("device memory is cached: a repeated step makes no new device allocati
   CHECK(after.system_allocations == before.system_allocations);
   CHECK(after.cache_hits > before.cache_hits);
 }
+
+TEST_CASE("pinned host memory and asynchronous copies to the device") {
+  if (!have_device()) return;
+  Tensor src = random({3, 1000}, 60);
+  Tensor pinned = src.pin_memory();
+  CHECK(pinned.is_pinned());
+  CHECK_FALSE(src.is_pinned());
+  CHECK(pinned.pin_memory().same_storage(pinned));
+  check_close(pinned, src, 0.0f);
+  // A queued copy, then work on the device ordered after it.
+  Tensor d = pinned.to(kGpu, /*non_blocking=*/true);
+  check_close((d * 2.0f).to(Device::cpu()), src * 2.0f, 0.0f);
+  // Released pinned blocks come back from the pool once their copies are done.
+  const AllocatorStats before = pinned_allocator_stats();
+  for (int i = 0; i < 4; ++i) {
+    Tensor p = Tensor::empty_pinned({3, 1000});
+    p.copy_(src);
+    Tensor on_gpu = p.to(kGpu, true);
+    check_close(on_gpu.to(Device::cpu()), src, 0.0f);
+  }
+  const AllocatorStats after = pinned_allocator_stats();
+  CHECK(after.cache_hits > before.cache_hits);
+  CHECK_THROWS_AS(Tensor::ones({2}, kGpu).pin_memory(), reel::Error);
+}

@@ -46,4 +46,22 @@ void copy_device_to_device(int device, void* dst, const void* src, std::size_t b
   if (bytes) std::memmove(dst, src, bytes);
 }
 
+void* host_alloc_pinned(std::size_t bytes) {
+  void* p = std::malloc(bytes ? bytes : 1);
+  if (!p) throw Error("emulated cudaHostAlloc of " + std::to_string(bytes) + " bytes failed");
+  return p;
+}
+void host_free_pinned(void* ptr) noexcept { std::free(ptr); }
+// The emulation runs every launch to its end before returning, so a queued copy is a done copy.
+void copy_host_to_device_async(int device, void* dst, const void* src, std::size_t bytes) {
+  copy_host_to_device(device, dst, src, bytes);
+}
+Event record_event(int device) {
+  check_device(device);
+  static int done_marker;
+  return &done_marker;
+}
+bool event_done(Event) { return true; }
+void event_destroy(Event) noexcept {}
+
 }  // namespace reel::cuda
