@@ -95,13 +95,13 @@ Command add_demo(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("demo", "train a small classifier on spirals to show the "
                                              "library working");
   sub->add_option("--epochs", opts->epochs, "training steps (full batch)")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--points", opts->points, "points per class")->check(CLI::PositiveNumber);
-  sub->add_option("--hidden", opts->hidden, "hidden units")->check(CLI::PositiveNumber);
-  sub->add_option("--lr", opts->lr, "learning rate")->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1000000));
+  sub->add_option("--points", opts->points, "points per class")->check(CLI::Range(1, 1000000));
+  sub->add_option("--hidden", opts->hidden, "hidden units")->check(CLI::Range(1, 100000));
+  sub->add_option("--lr", opts->lr, "learning rate")->check(CLI::Range(1e-9, 1e3));
   sub->add_option("--seed", opts->seed, "random seed");
   sub->add_option("--threads", opts->threads, "CPU threads (default: REEL_NUM_THREADS or all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 4096));
   return [opts] { return run_demo(*opts); };
 }
 
