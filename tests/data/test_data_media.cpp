@@ -21,19 +21,11 @@ namespace fs = std::filesystem;
 using namespace reel;
 using namespace reel::data;
 using reel::test::media;
+using reel::test::error_of;
 using reel::test::ScratchDir;
 using reel::test::write_text;
 
 namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 double mean_abs_diff(const cv::Mat& a, const cv::Mat& b) {
   REQUIRE(a.size() == b.size());

@@ -22,19 +22,11 @@
 namespace fs = std::filesystem;
 using namespace reel;
 using namespace reel::data;
+using reel::test::error_of;
 using reel::test::ScratchDir;
 using reel::test::write_text;
 
 namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // A frame whose pixel (y, x) is BGR (x + 10 t, y + 20 v, 7 v + t) mod 256: every frame of every
 // video is different, so a frame read for another shows.
