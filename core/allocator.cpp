@@ -198,7 +198,18 @@ void pinned_release(void* ptr, std::size_t bytes) {
 void pinned_record_use(void* ptr, void* event) {
   PinnedUses& u = pinned_uses();
   std::lock_guard<std::mutex> lock(u.mu);
-  u.uses[ptr].push_back(event);
+  std::vector<cuda::Event>& events = u.uses[ptr];
+  // A long-lived pinned tensor copied every step: drop the copies that are done.
+  for (size_t i = 0; i < events.size();) {
+    if (cuda::event_done(events[i])) {
+      cuda::event_destroy(events[i]);
+      events[i] = events.back();
+      events.pop_back();
+    } else {
+      ++i;
+    }
+  }
+  events.push_back(event);
 }
 
 AllocatorStats pinned_allocator_stats() { return pinned_pool().stats(); }

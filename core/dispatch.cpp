@@ -36,7 +36,7 @@ void check_backend(const std::string& name) {
 
 }  // namespace
 
-const std::string& cuda_gemm_backend() {
+std::string cuda_gemm_backend() {
   std::lock_guard<std::mutex> lock(g_mu);
   return backend_storage();
 }

@@ -21,7 +21,7 @@ namespace reel {
 
 // Which GEMM runs on CUDA devices: REEL_GEMM=custom (default: our regblock128), cublas, or one
 // rung of our ladder by name (naive, tiled, regblock64, regblock128).
-const std::string& cuda_gemm_backend();
+std::string cuda_gemm_backend();
 void set_cuda_gemm_backend(const std::string& name);
 
 // C = alpha op(A) op(B) + beta C on `device` (contract of kernels/gemm.h).

@@ -232,7 +232,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   REEL_CHECK(ra != 3 || rb != 3 || ba == bb,
              "matmul: batch sizes differ: " << shape_str(a.shape()) << " @ "
                                             << shape_str(b.shape()));
-  const int64_t batch = std::max(ba, bb);
+  // The batch of the 3-D operand (a 2-D one is shared by every batch; the batch may be 0).
+  const int64_t batch = ra == 3 ? ba : (rb == 3 ? bb : 1);
   Shape out_shape = (ra == 3 || rb == 3) ? Shape{batch, M, N} : Shape{M, N};
   Tensor out = Tensor::empty(out_shape, dev);
   const int64_t sA = ra == 3 ? M * K : 0, sB = rb == 3 ? K * N : 0;
@@ -318,17 +319,15 @@ Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
 Tensor reshape(const Tensor& x, const Shape& shape) {
   check_defined("reshape", x, 0);
   Shape target = shape;
-  int64_t known = 1, infer = -1;
+  int64_t infer = -1;
   for (size_t i = 0; i < target.size(); ++i) {
-    if (target[i] == -1) {
-      REEL_CHECK(infer < 0, "reshape: only one extent may be -1, got " << shape_str(shape));
-      infer = static_cast<int64_t>(i);
-    } else {
-      REEL_CHECK(target[i] >= 0, "reshape: invalid extent " << target[i] << " in "
-                                                            << shape_str(shape));
-      known *= target[i];
-    }
+    if (target[i] != -1) continue;
+    REEL_CHECK(infer < 0, "reshape: only one extent may be -1, got " << shape_str(shape));
+    infer = static_cast<int64_t>(i);
+    target[i] = 1;
   }
+  check_shape("reshape", target);  // extents >= 0 and no overflow in the product below
+  const int64_t known = shape_numel(target);
   if (infer >= 0) {
     REEL_CHECK(known != 0 && x.numel() % known == 0,
                "reshape: cannot reshape " << shape_str(x.shape()) << " (" << x.numel()
@@ -355,6 +354,10 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 
 Tensor expand(const Tensor& x, const Shape& shape) {
   const Device dev = common_device("expand", {&x});
+  REEL_CHECK(static_cast<int>(shape.size()) <= kMaxDims,
+             "expand: tensors of more than " << kMaxDims << " dimensions are not supported, got "
+                                             << shape_str(shape));
+  check_shape("expand", shape);
   REEL_CHECK(broadcast_shapes(x.shape(), shape, "expand") == shape,
              "expand: cannot expand " << shape_str(x.shape()) << " to " << shape_str(shape));
   Tensor out = Tensor::empty(shape, dev);
@@ -538,7 +541,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
                               << " of " << shape_str(x.shape()) << " (expected 0 <= start <= end <= "
                               << n << ", negatives counting from the end)");
   Shape out_shape = x.shape();
-  out_shape[d] = (e0 - s0 + step - 1) / step;
+  out_shape[d] = e0 == s0 ? 0 : (e0 - s0 - 1) / step + 1;
   Shape in_strides = contiguous_strides(x.shape());
   const int64_t base = s0 * in_strides[d];
   in_strides[d] *= step;

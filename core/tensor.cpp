@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <ostream>
 #include <sstream>
 
@@ -52,13 +53,18 @@ Storage::~Storage() {
     device_release(device, data, bytes);
 }
 
-namespace {
-
 void check_shape(const char* op, const Shape& shape) {
-  for (int64_t d : shape)
+  int64_t n = 1;
+  for (int64_t d : shape) {
     REEL_CHECK(d >= 0, op << ": invalid shape " << shape_str(shape)
                           << " (extents must be >= 0)");
+    const bool overflow = __builtin_mul_overflow(n, d, &n);
+    REEL_CHECK(!overflow && n <= std::numeric_limits<int64_t>::max() / 8,
+               op << ": shape " << shape_str(shape) << " has too many elements to address");
+  }
 }
+
+namespace {
 
 // Fills a host buffer and moves it to `device` (the CPU path writes in place).
 template <class Fill>
@@ -133,6 +139,8 @@ Tensor Tensor::arange(float start, float end, float step, Device device) {
              "arange: expected finite start, end and a non-zero step, got start " << start
                  << ", end " << end << ", step " << step);
   const double span = (static_cast<double>(end) - start) / step;
+  REEL_CHECK(span < 0x1p62, "arange: " << span << " values from start " << start << " to end "
+                                       << end << " in steps of " << step << " are too many");
   const int64_t n = span > 0 ? static_cast<int64_t>(std::ceil(span)) : 0;
   return make_filled("arange", {n}, device, [start, step](float* p, int64_t count) {
     for (int64_t i = 0; i < count; ++i) p[i] = start + static_cast<float>(i) * step;

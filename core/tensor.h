@@ -17,8 +17,11 @@ using Shape = std::vector<int64_t>;
 
 // "[2, 3]"
 std::string shape_str(const Shape& shape);
-// Product of the extents (1 for a 0-d shape).
+// Product of the extents (1 for a 0-d shape). For a shape that passed check_shape().
 int64_t shape_numel(const Shape& shape);
+// Throws reel::Error naming op and the shape when an extent is negative or the tensor would
+// hold more elements than memory can address.
+void check_shape(const char* op, const Shape& shape);
 
 class Generator;
 struct Node;

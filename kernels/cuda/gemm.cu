@@ -46,10 +46,20 @@ struct GemmArgs {
   int64_t ldc;
 };
 
+// Tiles of C are numbered along gridDim.x alone (up to 2^31 - 1 blocks; gridDim.y stops at
+// 65535): block b covers tile row b / tiles_n, tile column b % tiles_n.
+__device__ __forceinline__ void tile_of_block(int64_t N, int tile_n, int64_t* tm, int64_t* tn) {
+  const int64_t tiles_n = (N + tile_n - 1) / tile_n;
+  *tm = blockIdx.x / tiles_n;
+  *tn = blockIdx.x % tiles_n;
+}
+
 // Rung 1. Block 16x16 threads, one C element each.
 __global__ void gemm_naive_kernel(GemmArgs p) {
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t m = static_cast<int64_t>(blockIdx.y) * blockDim.y + threadIdx.y;
+  int64_t tm, tn;
+  tile_of_block(p.N, 16, &tm, &tn);
+  const int64_t n = tn * 16 + threadIdx.x;
+  const int64_t m = tm * 16 + threadIdx.y;
   if (m >= p.M || n >= p.N) return;
   float acc = 0.0f;
   for (int64_t k = 0; k < p.K; ++k) acc += load_a(p.A, p.lda, p.ta, m, k) * load_b(p.B, p.ldb, p.tb, k, n);
@@ -62,11 +72,13 @@ __global__ void gemm_tiled_kernel(GemmArgs p) {
   __shared__ float as[kTile][kTile + 1];  // [m][k], padded against bank conflicts
   __shared__ float bs[kTile][kTile + 1];  // [k][n]
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * kTile + tx;
-  const int64_t m = static_cast<int64_t>(blockIdx.y) * kTile + ty;
+  int64_t tm, tn;
+  tile_of_block(p.N, kTile, &tm, &tn);
+  const int64_t n = tn * kTile + tx;
+  const int64_t m = tm * kTile + ty;
   float acc = 0.0f;
   for (int64_t k0 = 0; k0 < p.K; k0 += kTile) {
-    const int64_t am = static_cast<int64_t>(blockIdx.y) * kTile + ty, ak = k0 + tx;
+    const int64_t am = m, ak = k0 + tx;
     as[ty][tx] = am < p.M && ak < p.K ? load_a(p.A, p.lda, p.ta, am, ak) : 0.0f;
     const int64_t bk = k0 + ty, bn = n;
     bs[ty][tx] = bk < p.K && bn < p.N ? load_b(p.B, p.ldb, p.tb, bk, bn) : 0.0f;
@@ -87,7 +99,9 @@ __global__ void gemm_regblock_kernel(GemmArgs p) {
   __shared__ float bs[BK][BN + 4];  // op(B) slice, [k][n]
   const int t = threadIdx.x;
   const int tr = t / (BN / TN), tc = t % (BN / TN);
-  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+  int64_t tm, tn;
+  tile_of_block(p.N, BN, &tm, &tn);
+  const int64_t m0 = tm * BM, n0 = tn * BN;
   float acc[TM][TN];
   REEL_UNROLL
   for (int i = 0; i < TM; ++i) {
@@ -134,11 +148,18 @@ __global__ void gemm_regblock_kernel(GemmArgs p) {
   }
 }
 
-unsigned ceil_div(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }
+// Blocks for the tiles of an M x N product: one per tm x tn tile, all along gridDim.x.
+dim3 tile_grid(int64_t M, int64_t N, int tm, int tn) {
+  const int64_t blocks = ((M + tm - 1) / tm) * ((N + tn - 1) / tn);
+  if (blocks > 0x7fffffff)
+    throw Error("gemm: " + std::to_string(M) + " x " + std::to_string(N) +
+                " needs more than 2^31 - 1 thread blocks");
+  return dim3(static_cast<unsigned>(blocks));
+}
 
 template <int BM, int BN, int BK, int TM, int TN>
 void launch_regblock(const GemmArgs& p, cudaStream_t stream) {
-  launch_kernel(gemm_regblock_kernel<BM, BN, BK, TM, TN>, dim3(ceil_div(p.N, BN), ceil_div(p.M, BM)),
+  launch_kernel(gemm_regblock_kernel<BM, BN, BK, TM, TN>, tile_grid(p.M, p.N, BM, BN),
                 dim3((BM / TM) * (BN / TN)), 0, stream, p);
 }
 
@@ -158,11 +179,10 @@ void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, in
                 "' (expected naive, tiled, regblock64 or regblock128)");
   if (M == 0 || N == 0) return;
   if (v == "naive")
-    launch_kernel(gemm_naive_kernel, dim3(ceil_div(N, 16), ceil_div(M, 16)), dim3(16, 16), 0,
-                  stream, p);
+    launch_kernel(gemm_naive_kernel, tile_grid(M, N, 16, 16), dim3(16, 16), 0, stream, p);
   else if (v == "tiled")
-    launch_kernel(gemm_tiled_kernel, dim3(ceil_div(N, kTile), ceil_div(M, kTile)),
-                  dim3(kTile, kTile), 0, stream, p);
+    launch_kernel(gemm_tiled_kernel, tile_grid(M, N, kTile, kTile), dim3(kTile, kTile), 0,
+                  stream, p);
   else if (v == "regblock64")
     launch_regblock<64, 64, 16, 4, 4>(p, stream);
   else

@@ -1,8 +1,9 @@
 #pragma once
 // What every kernels/cuda/*.cu file includes first. The same source is built twice:
-//  - by nvcc into the real library (namespace reel::cuda), launching with <<< >>>;
-//  - by the host compiler with REEL_CUDA_EMULATION defined, against the SIMT emulation
-//    (namespace reel::cuda_emu), so that CI runs every kernel on the CPU.
+//  - by nvcc into the real library (libreel.a), launching with <<< >>>;
+//  - by the host compiler with REEL_CUDA_EMULATION defined, against the SIMT emulation, into
+//    the test-only libreel_emu.a, so that CI runs every kernel on the CPU.
+// Both define the same functions in namespace reel::cuda; no program links both libraries.
 // Kernel files never write <<< >>> themselves: they call reel::launch_kernel() so that both
 // builds see one source (CI greps for it).
 #include <cstddef>
@@ -14,13 +15,11 @@
 
 #if defined(REEL_CUDA_EMULATION)
 #include "reel/kernels/cuda/emulate/simt.h"
-#define REEL_CUDA_NS cuda_emu
 #define REEL_UNROLL
 // Dynamic shared memory: one per-launch buffer, NaN-filled at each block's start.
 #define REEL_DYNAMIC_SMEM(T, name) T* name = static_cast<T*>(::reel::emu::dynamic_smem())
 #else
 #include <cuda_runtime.h>
-#define REEL_CUDA_NS cuda
 #define REEL_UNROLL _Pragma("unroll")
 #define REEL_DYNAMIC_SMEM(T, name)                   \
   extern __shared__ unsigned char reel_dyn_smem_[]; \

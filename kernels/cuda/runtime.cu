@@ -50,7 +50,11 @@ int device_count() {
 void* malloc_on(int device, std::size_t bytes) {
   REEL_CUDA_CHECK(cudaSetDevice(device));
   void* p = nullptr;
-  REEL_CUDA_CHECK(cudaMalloc(&p, bytes));
+  const cudaError_t e = cudaMalloc(&p, bytes);
+  // Clear the error, or the next launch's cudaGetLastError() would report it again after the
+  // caching allocator has freed its cache and retried successfully.
+  if (e != cudaSuccess) cudaGetLastError();
+  cuda_check(e, "cudaMalloc", __FILE__, __LINE__);
   return p;
 }
 
@@ -134,7 +138,10 @@ Event record_event(int device) {
 
 bool event_done(Event event) {
   const cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(event));
-  if (r == cudaErrorNotReady) return false;
+  if (r == cudaErrorNotReady) {
+    cudaGetLastError();  // not an error: clear it so the next launch check does not see it
+    return false;
+  }
   REEL_CUDA_CHECK(r);
   return true;
 }

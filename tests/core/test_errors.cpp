@@ -53,6 +53,12 @@ TEST_CASE("mismatched shapes") {
   CHECK_ERROR((w * 2.0f).requires_grad_(), "requires_grad_", "mul");
   CHECK_ERROR(w.add_(Tensor::ones({3})), "add_");
   CHECK_ERROR(Tensor::zeros({2, -1}), "invalid shape", "[2, -1]");
+  // Sizes that would overflow the element count or the kernels' rank limit.
+  CHECK_ERROR(Tensor::zeros({(int64_t{1} << 62) + 1}), "[4611686018427387905]", "too many elements");
+  CHECK_ERROR(Tensor::ones({1 << 30, 1 << 30, 1 << 30}), "too many elements");
+  CHECK_ERROR(Tensor::ones({4}).reshape({(int64_t{1} << 62) + 1, 4}), "reshape", "too many");
+  CHECK_ERROR(expand(Tensor::ones({1}), Shape(17, 1)), "expand", "16 dimensions");
+  CHECK_ERROR(Tensor::arange(0, 1e30f), "arange", "too many");
 }
 
 TEST_CASE("indices out of range") {

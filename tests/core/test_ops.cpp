@@ -1,5 +1,7 @@
 // Every differentiable op: forward against values computed by hand (the arithmetic is in the
 // comments), backward against central finite differences through gradcheck.
+#include <limits>
+
 #include "../test_util.h"
 
 using namespace reel;
@@ -88,6 +90,19 @@ TEST_CASE("matmul: 2-D, batched 3-D, and a 3-D batch against one matrix") {
   CHECK(matmul(Tensor::ones({2, 3, 5}), Tensor::ones({5, 4})).shape() == Shape{2, 3, 4});
   // K = 0 gives zeros.
   check_values(matmul(Tensor::ones({2, 0}), Tensor::ones({0, 2})), {0, 0, 0, 0});
+  // An empty batch against a 2-D operand: an empty result, in both orders.
+  CHECK(matmul(Tensor::zeros({0, 3, 4}), Tensor::ones({4, 2})).shape() == Shape{0, 3, 2});
+  CHECK(matmul(Tensor::ones({3, 4}), Tensor::zeros({0, 4, 2})).shape() == Shape{0, 3, 2});
+  {
+    Tensor e = Tensor::zeros({0, 3, 4}), w = Tensor::ones({4, 2});
+    e.requires_grad_();
+    w.requires_grad_();
+    matmul(e, w).sum().backward();
+    CHECK(e.grad().shape() == Shape{0, 3, 4});
+    check_values(w.grad(), {0, 0, 0, 0, 0, 0, 0, 0});
+  }
+  // A step larger than the range gives one element, without overflow.
+  CHECK(A23.slice(1, 0, 3, std::numeric_limits<int64_t>::max()).shape() == Shape{2, 1});
 
   const Fn mm = [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); };
   check_gradients(mm, {leaf({3, 5}, 4), leaf({5, 2}, 5)});

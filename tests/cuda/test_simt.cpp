@@ -39,6 +39,22 @@ __global__ void divergent_shuffle_kernel(int* out) {
   if (t < 16) out[t] = __shfl_sync(0xffffffffu, t, 0);
 }
 
+// Two groups of lanes with their own masks, then a whole-warp __syncwarp (legal on Volta and
+// later): lanes 16..31 swap neighbours among themselves while lanes 0..15 wait.
+__global__ void divergent_groups_kernel(int* out) {
+  const int t = threadIdx.x;
+  int v = t;
+  if (t >= 16) v = __shfl_xor_sync(0xffff0000u, v, 1);
+  __syncwarp();
+  out[t] = v;
+}
+
+// Reads lane 20, which is outside the mask of the lanes that shuffle.
+__global__ void shuffle_outside_mask_kernel(int* out) {
+  const int t = threadIdx.x;
+  if (t < 16) out[t] = __shfl_sync(0x0000ffffu, t, 20);
+}
+
 // Reads dynamic shared memory before writing it.
 __global__ void read_dynamic_smem_kernel(float* out) {
   REEL_DYNAMIC_SMEM(float, s);
@@ -108,6 +124,19 @@ TEST_CASE("a warp operation skipped by part of the warp is reported, not hung") 
   std::vector<int> x(64, 1), y(64);
   reel::launch_kernel(reverse_kernel<true>, dim3(1), dim3(64), 0, nullptr, x.data(), y.data());
   CHECK(y[0] == 1);
+}
+
+TEST_CASE("divergent groups with their own masks are not a deadlock") {
+  std::vector<int> out(32, -1);
+  reel::launch_kernel(divergent_groups_kernel, dim3(1), dim3(32), 0, nullptr, out.data());
+  for (int t = 0; t < 32; ++t) CHECK(out[t] == (t >= 16 ? (t ^ 1) : t));
+}
+
+TEST_CASE("a shuffle from a lane outside the mask is reported") {
+  std::vector<int> out(32, -1);
+  CHECK_THROWS_WITH_AS(
+      reel::launch_kernel(shuffle_outside_mask_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
+      doctest::Contains("does not take part"), reel::Error);
 }
 
 TEST_CASE("dynamic shared memory starts as NaN in every block") {

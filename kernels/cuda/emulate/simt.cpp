@@ -186,16 +186,15 @@ bool resolve_warps(Launch& L) {
         if (!(mask >> (j - w0) & 1u)) continue;
         const Fiber& f = L.fibers[j];
         if (f.state == State::AtWarp && f.mask == mask && f.op == lead.op) continue;
-        if (f.state == State::Runnable) {
+        if (f.state == State::Runnable || f.state == State::AtWarp) {
+          // Still running, or in another group of lanes that may complete first (Volta and
+          // later allow divergent groups with their own masks): not complete yet.
           complete = false;
           continue;
         }
         throw Error("SIMT emulation: deadlock: a warp operation in " + where(lead) +
                     " waits for lane " + std::to_string(j - w0) + ", which " +
-                    (f.state == State::Done ? "has exited"
-                     : f.state == State::AtBarrier
-                         ? "waits at __syncthreads()"
-                         : "waits at another warp operation or with another mask") +
+                    (f.state == State::Done ? "has exited" : "waits at __syncthreads()") +
                     " (undefined behaviour on a GPU)");
       }
       if (!complete) continue;
@@ -234,7 +233,14 @@ bool resolve_warps(Launch& L) {
             break;
           }
           case WarpOp::Sync: f.result = 0; break;
-          default: f.result = in_group(src) ? L.fibers[w0 + src].value : f.value; break;
+          default:
+            if (!in_group(src))
+              throw Error("SIMT emulation: a warp shuffle in " + where(f) + " reads lane " +
+                          std::to_string(src) +
+                          ", which does not take part (not in the mask, or past the end of a "
+                          "partial warp): undefined on a GPU");
+            f.result = L.fibers[w0 + src].value;
+            break;
         }
       }
       for (unsigned j = w0; j < w1; ++j)
@@ -286,9 +292,9 @@ void run_block(Launch& L, uint64_t& rng) {
     }
     for (const Fiber& f : L.fibers)
       if (f.state == State::AtWarp)
-        throw Error("SIMT emulation: deadlock: " + where(f) +
-                    " waits at a warp operation while other threads of its block wait at "
-                    "__syncthreads()");
+        throw Error("SIMT emulation: deadlock: the warp operation in " + where(f) +
+                    " can never complete (its lanes wait at different warp operations or "
+                    "masks, or other threads of the block wait at __syncthreads())");
     throw Error("SIMT emulation: deadlock in the block");  // not reached
   }
 }

@@ -12,7 +12,10 @@
 //   - set_shuffle_seed() runs the fibres between two barriers in a seeded random order, which
 //     turns a missing barrier into a wrong result.
 // Limits: no preemption (a spin-wait on another block hangs) and races finer than a barrier
-// interval are not seen. A real GPU run covers those.
+// interval are not seen; static __shared__ arrays keep the previous block's values (only
+// dynamic shared memory is NaN-filled); __shfl_xor_sync with a width below 32 whose source lies
+// outside the lane's group returns the lane's own value (CUDA reads from an earlier group).
+// A real GPU run covers those.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
