@@ -150,7 +150,7 @@ void Loader::produce(int64_t pos, Pending& p, int slot) {
         dataset_.store ? open_stored(dataset_.store, video) : open_source(item.path);
     const Generator base(sample_seed(opts_.seed, epoch_, s, 0));
     ClipIndices ci;
-    int64_t n = 0;
+    int64_t n = 0, true_n = 0;
     const std::vector<cv::Mat> frames = decode_frames(
         *src,
         [&](int64_t count) {
@@ -159,8 +159,11 @@ void Loader::produce(int64_t pos, Pending& p, int slot) {
           ci = sample_clip(count, opts_.sampler, opts_.train, clip, g);
           return ci.frames;
         },
-        counts_[video].load(), &n);
-    counts_[video] = n;
+        counts_[video].load(), &n, &true_n);
+    // Only a count found by decoding to the end is kept: it saves that decode next time and
+    // never changes which frames are chosen (decode_frames), so batches stay the same whatever
+    // ran before or on which worker.
+    if (true_n > 0) counts_[video] = true_n;
     Generator ga(sample_seed(opts_.seed, epoch_, s, 1));
     const ClipAugment aug = draw_augment(opts_.transform, opts_.train, ga);
     transform_clip(frames, opts_.transform, aug, out, "video '" + item.path + "'");

@@ -215,12 +215,25 @@ OnBadVideo parse_on_bad_video(const std::string& name) {
 
 std::vector<cv::Mat> decode_frames(FrameSource& source,
                                    const std::function<std::vector<int64_t>(int64_t)>& pick,
-                                   int64_t known_count, int64_t* count_out) {
-  int64_t n = known_count > 0 ? known_count : source.frame_count();
-  if (n <= 0) n = count_frames(source);
+                                   int64_t known_true_count, int64_t* count_out,
+                                   int64_t* true_count_out) {
+  int64_t n = source.frame_count();
+  if (n <= 0) {  // no stated count: the true one, known or counted
+    n = known_true_count > 0 ? known_true_count : count_frames(source);
+    if (true_count_out) *true_count_out = n;
+  }
   REEL_CHECK(n > 0, "video '" << source.path() << "': has no frame");
+  std::vector<int64_t> want = pick(n);
+  if (known_true_count > 0 && known_true_count < n) {
+    // Known to end early: ask again exactly when decoding would have found that out.
+    for (int64_t i : want)
+      if (i >= known_true_count) {
+        n = known_true_count;
+        want = pick(n);
+        break;
+      }
+  }
   for (int attempt = 0;; ++attempt) {
-    const std::vector<int64_t> want = pick(n);
     std::vector<int64_t> uniq;
     for (int64_t i : want) {
       REEL_CHECK(i < n, "decode_frames: frame " << i << " of " << n << " asked for");
@@ -245,6 +258,8 @@ std::vector<cv::Mat> decode_frames(FrameSource& source,
     REEL_CHECK(attempt == 0 && true_count < n,
                "video '" << source.path() << "': decoding stopped at frame " << true_count);
     n = true_count;
+    if (true_count_out) *true_count_out = n;
+    want = pick(n);
   }
 }
 

@@ -44,13 +44,17 @@ std::unique_ptr<FrameSource> open_source(const std::string& path);
 int64_t count_frames(FrameSource& source);
 
 // Decodes the frames that pick(n) chooses for a video of n frames (indices in any order, -1 for
-// a padding frame, which comes back as an empty Mat). n is known_count when positive, else the
-// stated count; when that proves wrong (the stream ends early) or is missing, the video is
-// decoded to its end and pick() asked again with the true count. *count_out gets the n used.
-// Throws reel::Error naming the file when it has no frame or cannot be decoded.
+// a padding frame, which comes back as an empty Mat). n is the stated count; when pick(n) asks
+// for a frame past the real end of the stream (the stated count was too high), or no count is
+// stated, pick() is asked again with the true count. So the frames chosen depend only on pick
+// and the file. known_true_count (0: unknown) is a true count an earlier call reported through
+// *true_count_out: it only spares decoding to the end again, never changes the choice.
+// *count_out gets the n used. Throws reel::Error naming the file when it has no frame or
+// cannot be decoded.
 std::vector<cv::Mat> decode_frames(FrameSource& source,
                                    const std::function<std::vector<int64_t>(int64_t)>& pick,
-                                   int64_t known_count = 0, int64_t* count_out = nullptr);
+                                   int64_t known_true_count = 0, int64_t* count_out = nullptr,
+                                   int64_t* true_count_out = nullptr);
 
 // What to do with a video that cannot be read: skip it (logged once, counted in the summary)
 // or stop with its name.

@@ -638,3 +638,64 @@ TEST_CASE("moving digits in memory: every test clip's time-reversed twin has ano
   CHECK(train.labels == std::vector<int64_t>{0, 1, 2, 3, 0, 1, 2, 3});
   CHECK_THROWS_AS(make_moving_digits(imgs, 3, true, o), Error);
 }
+
+namespace {
+// A source whose container states `stated` frames but holds `real`; frame i is a 1x1 image of
+// value i. Counts the passes over the stream.
+class WrongCountSource : public FrameSource {
+ public:
+  WrongCountSource(int64_t stated, int64_t real) : stated_(stated), real_(real) {}
+  int64_t frame_count() const override { return stated_; }
+  double fps() const override { return 25.0; }
+  const std::string& path() const override { return path_; }
+  std::vector<cv::Mat> read(const std::vector<int64_t>& indices, int64_t* true_count) override {
+    ++reads;
+    std::vector<cv::Mat> out;
+    for (int64_t i : indices) {
+      if (i >= real_) {
+        if (true_count) *true_count = real_;
+        break;
+      }
+      out.emplace_back(1, 1, CV_8UC3, cv::Scalar::all(static_cast<double>(i)));
+    }
+    return out;
+  }
+  int reads = 0;
+
+ private:
+  int64_t stated_, real_;
+  std::string path_ = "wrong_count.avi";
+};
+}  // namespace
+
+TEST_CASE("decode_frames: the frames chosen do not depend on a count learnt earlier") {
+  // 200 frames stated, 190 real: some training draws of the last segment fall past the end.
+  SamplerOptions so;
+  so.frames = 8;
+  int retried = 0;
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    const Generator base(seed);
+    auto pick = [&](int64_t n) {
+      Generator g = base;
+      return sample_clip(n, so, true, 0, g).frames;
+    };
+    WrongCountSource fresh(200, 190), hinted(200, 190);
+    int64_t n_fresh = 0, true_fresh = 0, n_hinted = 0;
+    const auto a = decode_frames(fresh, pick, 0, &n_fresh, &true_fresh);
+    const auto b = decode_frames(hinted, pick, 190, &n_hinted);
+    INFO("seed " << seed);
+    CHECK(n_fresh == n_hinted);
+    REQUIRE(a.size() == b.size());
+    for (size_t k = 0; k < a.size(); ++k) CHECK(a[k].at<cv::Vec3b>(0, 0) == b[k].at<cv::Vec3b>(0, 0));
+    CHECK(hinted.reads == 1);  // the hint spares the second pass
+    if (fresh.reads == 2) {
+      ++retried;
+      CHECK(true_fresh == 190);
+      CHECK(n_fresh == 190);
+    } else {
+      CHECK(n_fresh == 200);  // every drawn frame existed: the stated count stands
+    }
+  }
+  CHECK(retried > 0);
+  CHECK(retried < 60);
+}
