@@ -218,7 +218,10 @@ Dataset load_kinetics(const std::string& root, const std::string& csv, const std
   std::vector<std::string> f;
   REEL_CHECK(split_csv(lines[0], f), csv << ":1: unbalanced quotes");
   std::map<std::string, size_t> col;
-  for (size_t i = 0; i < f.size(); ++i) col[lower(f[i])] = i;
+  for (size_t i = 0; i < f.size(); ++i)
+    REEL_CHECK(col.emplace(lower(f[i]), i).second,
+               csv << ":1: column '" << f[i] << "' appears twice in the header");
+  const size_t header_fields = f.size();
   for (const char* need : {"label", "youtube_id", "time_start", "time_end"})
     REEL_CHECK(col.count(need), csv << ":1: header lacks column '" << need
                                     << "' (expected label,youtube_id,time_start,time_end,split)");
@@ -232,8 +235,9 @@ Dataset load_kinetics(const std::string& root, const std::string& csv, const std
   for (size_t i = 1; i < lines.size(); ++i) {
     if (lines[i].empty()) continue;
     REEL_CHECK(
-        split_csv(lines[i], f) && f.size() >= col.size(),
-        csv << ":" << i + 1 << ": expected " << col.size() << " fields, got '" << lines[i] << "'");
+        split_csv(lines[i], f) && f.size() >= header_fields,
+        csv << ":" << i + 1 << ": expected " << header_fields << " fields, got '" << lines[i]
+            << "'");
     const std::string& label = f[col["label"]];
     int64_t t0 = 0, t1 = 0;
     REEL_CHECK(!label.empty() && !f[col["youtube_id"]].empty() &&

@@ -118,11 +118,12 @@ void paste(const cv::Mat& digit, double cx, double cy, double side, float* frame
 }  // namespace
 
 DigitClips make_moving_digits(const DigitImages& digits, int count, bool test,
-                              const DigitsOptions& o) {
+                              const DigitsOptions& o, int first) {
   REEL_CHECK(!digits.images.empty(), "moving digits: no digit images");
-  REEL_CHECK(count >= 0 && o.frames >= 2 && o.size >= 8,
-             "moving digits: need count >= 0, frames >= 2 and size >= 8");
-  REEL_CHECK(!test || count % 2 == 0, "moving digits: the test count must be even (twins)");
+  REEL_CHECK(count >= 0 && first >= 0 && o.frames >= 2 && o.size >= 8,
+             "moving digits: need count >= 0, first >= 0, frames >= 2 and size >= 8");
+  REEL_CHECK(!test || (count % 2 == 0 && first % 2 == 0),
+             "moving digits: the test count and first clip must be even (twins)");
   REEL_CHECK(o.train_share > 0.0 && o.train_share < 1.0, "moving digits: train_share in (0, 1)");
   const int S = o.size, T = o.frames;
   const int d = std::min(20, std::max(4, S / 2));  // digit side when moving
@@ -151,14 +152,15 @@ DigitClips make_moving_digits(const DigitImages& digits, int count, bool test,
   float* data = out.clips.data();
   const int64_t clip_numel = static_cast<int64_t>(T) * S * S;
   const int classes = static_cast<int>(digit_classes().size());
-  for (int i = 0; i < count; ++i) {
+  for (int k = 0; k < count; ++k) {
+    const int i = first + k;
     const bool twin = test && i % 2 == 1;
     const int base = test ? i / 2 : i;
     int label = base % classes;
     Generator g(sample_seed(o.seed, test ? 1 : 0, base));
     const Motion m = draw_motion(label, S, d, pool, g);
     if (twin) label ^= 1;  // the reversed clip runs the other way
-    float* clip = data + i * clip_numel;
+    float* clip = data + k * clip_numel;
     for (int t = 0; t < T; ++t) {
       const double u = static_cast<double>(twin ? T - 1 - t : t) / (T - 1);
       paste(digits.images[m.image], m.x0 + u * (m.x1 - m.x0), m.y0 + u * (m.y1 - m.y0),
@@ -182,26 +184,40 @@ DigitsWritten write_moving_digits(const DigitImages& digits, const std::string& 
     REEL_CHECK(!ec,
                "digits: cannot create '" << (fs::path(out) / c).string() << "': " << ec.message());
   }
-  auto open_list = [&](const char* name) {
-    std::ofstream f(fs::path(out) / name);
-    REEL_CHECK(f.good(), "digits: cannot write '" << (fs::path(out) / name).string() << "'");
-    return f;
+  // The lists go through name.part and a rename once complete, so an interrupted run leaves no
+  // list that names videos which were never written.
+  auto write_list = [&](const char* name, const std::string& text) {
+    const fs::path final_path = fs::path(out) / name, part = final_path.string() + ".part";
+    {
+      std::ofstream f(part);
+      f << text;
+      f.close();
+      REEL_CHECK(f.good(), "digits: cannot write '" << part.string() << "'");
+    }
+    fs::rename(part, final_path, ec);
+    REEL_CHECK(!ec, "digits: cannot rename '" << part.string() << "': " << ec.message());
   };
   {
-    auto ind = open_list("classInd.txt");
-    for (size_t c = 0; c < classes.size(); ++c) ind << c + 1 << " " << classes[c] << "\n";
+    std::string ind;
+    for (size_t c = 0; c < classes.size(); ++c)
+      ind += std::to_string(c + 1) + " " + classes[c] + "\n";
+    write_list("classInd.txt", ind);
   }
+  constexpr int kPiece = 64;  // clips made at a time (even, for the test twins)
   DigitsWritten w;
   w.root = out;
   for (int split = 0; split < 2; ++split) {
     const bool is_test = split == 1;
     const int count = is_test ? test : train;
-    const DigitClips clips = make_moving_digits(digits, count, is_test, o);
-    auto list = open_list(is_test ? "testlist01.txt" : "trainlist01.txt");
+    std::string list;
     const int S = o.size, T = o.frames;
     cv::Mat gray(S, S, CV_8UC1), bgr;
+    DigitClips clips;
     for (int i = 0; i < count; ++i) {
-      const std::string& cls = classes[clips.labels[i]];
+      if (i % kPiece == 0)  // memory stays at kPiece clips, whatever --train and --test say
+        clips = make_moving_digits(digits, std::min(kPiece, count - i), is_test, o, i);
+      const int k = i % kPiece;
+      const std::string& cls = classes[clips.labels[k]];
       char name[160];
       std::snprintf(name, sizeof name, "%s/v_%s_g%02d_c%04d.avi", cls.c_str(), cls.c_str(),
                     is_test ? 1 : 2, i + 1);
@@ -211,7 +227,7 @@ DigitsWritten write_moving_digits(const DigitImages& digits, const std::string& 
               cv::Size(S, S), true);
       REEL_CHECK(vw.isOpened(), "digits: cannot write the video '" << path << "'");
       vw.set(cv::VIDEOWRITER_PROP_QUALITY, 95);
-      const float* clip = clips.clips.data() + static_cast<int64_t>(i) * T * S * S;
+      const float* clip = clips.clips.data() + static_cast<int64_t>(k) * T * S * S;
       for (int t = 0; t < T; ++t) {
         const float* f = clip + static_cast<int64_t>(t) * S * S;
         for (int p = 0; p < S * S; ++p)
@@ -220,10 +236,13 @@ DigitsWritten write_moving_digits(const DigitImages& digits, const std::string& 
         vw.write(bgr);
       }
       vw.release();
-      list << name;
-      if (!is_test) list << " " << clips.labels[i] + 1;
-      list << "\n";
+      REEL_CHECK(fs::file_size(path, ec) > 0 && !ec, "digits: writing the video '" << path
+                                                                                 << "' failed");
+      list += name;
+      if (!is_test) list += " " + std::to_string(clips.labels[k] + 1);
+      list += "\n";
     }
+    write_list(is_test ? "testlist01.txt" : "trainlist01.txt", list);
     (is_test ? w.test : w.train) = count;
   }
   return w;

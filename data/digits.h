@@ -47,8 +47,10 @@ struct DigitClips {
 
 // count clips. Training: independent clips, classes in turn. Test (count even): clips 2i and
 // 2i + 1 are one clip and its time reversal, with opposite labels. Same seed, same clips.
+// first: the index of the first clip, so that a large set can be made in pieces (even for
+// test); clip i is the same whichever piece makes it.
 DigitClips make_moving_digits(const DigitImages& digits, int count, bool test,
-                              const DigitsOptions& options);
+                              const DigitsOptions& options, int first = 0);
 
 struct DigitsWritten {
   int64_t train = 0, test = 0;

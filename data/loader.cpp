@@ -33,6 +33,11 @@ Loader::Loader(Dataset dataset, LoaderOptions options)
   REEL_CHECK(!dataset_.items.empty(), "loader: the dataset has no video");
   REEL_CHECK(opts_.batch_size > 0, "loader: batch_size must be positive");
   REEL_CHECK(opts_.transform.crop > 0, "loader: transform.crop must be positive");
+  REEL_CHECK(opts_.transform.resize <= 0 || opts_.transform.crop <= opts_.transform.resize,
+             "loader: transform.crop " << opts_.transform.crop << " is larger than "
+                                       << "transform.resize " << opts_.transform.resize
+                                       << " (the shorter side after resizing)");
+  REEL_CHECK(opts_.workers <= 1024, "loader: " << opts_.workers << " workers is too many");
   REEL_CHECK(
       opts_.sampler.frames > 0 && opts_.sampler.clips_per_video > 0 && opts_.sampler.stride > 0,
       "loader: frames, clips_per_video and stride must be positive");

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <system_error>
 #include <thread>
 
 #include "reel/core/error.h"
@@ -98,8 +99,9 @@ std::shared_ptr<Store> Store::open(const std::string& path) {
     throw Error("store '" + path + "': too short to be a reel store");
   }
   void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+  const int mmap_errno = errno;  // before close() can change it
   ::close(fd);
-  REEL_CHECK(m != MAP_FAILED, "store '" << path << "': mmap failed: " << std::strerror(errno));
+  REEL_CHECK(m != MAP_FAILED, "store '" << path << "': mmap failed: " << std::strerror(mmap_errno));
   s->map_ = static_cast<const uint8_t*>(m);
   s->map_size_ = static_cast<size_t>(st.st_size);
   REEL_CHECK(std::memcmp(s->map_, kMagic, 8) == 0, "store '" << path << "': not a reel store");
@@ -126,9 +128,14 @@ std::shared_ptr<Store> Store::open(const std::string& path) {
     v.label = r.get<int64_t>();
     v.source_frames = r.get<int64_t>();
     v.path = r.str();
-    const uint64_t bytes = static_cast<uint64_t>(v.frames) * v.height * v.width * 3;
-    REEL_CHECK(v.frames > 0 && v.height > 0 && v.width > 0 && v.offset >= kHeaderBytes &&
-                   v.offset + bytes <= index_offset && v.label >= 0 &&
+    // Frames of at most 65535 x 65535 keep frame_bytes far from overflow; the span check
+    // divides instead of adding, so a damaged offset cannot wrap around either.
+    const bool sizes_ok = v.frames > 0 && v.height > 0 && v.width > 0 && v.height <= 65535 &&
+                          v.width <= 65535;
+    const uint64_t frame_bytes = sizes_ok ? static_cast<uint64_t>(v.height) * v.width * 3 : 1;
+    REEL_CHECK(sizes_ok && v.offset >= kHeaderBytes && v.offset <= index_offset &&
+                   static_cast<uint64_t>(v.frames) <= (index_offset - v.offset) / frame_bytes &&
+                   v.label >= 0 &&
                    v.label < static_cast<int64_t>(nc),
                "store '" << path << "': video " << i << " has a bad index entry");
     s->videos_.push_back(std::move(v));
@@ -172,6 +179,11 @@ StoreWriter::StoreWriter(const std::string& path, std::vector<std::string> class
   end_ = kHeaderBytes;
 }
 
+bool StoreWriter::broken() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return broken_;
+}
+
 StoreWriter::~StoreWriter() {
   if (file_) std::fclose(file_);
   if (!finished_) {
@@ -189,6 +201,7 @@ void StoreWriter::add(int64_t order, const std::string& source_path, int64_t lab
                "store: frames of '" << source_path << "' differ in size or type");
   std::lock_guard<std::mutex> lock(mu_);
   REEL_CHECK(!finished_, "store '" << path_ << "': add() after finish()");
+  REEL_CHECK(!broken_, "store '" << part_ << "': an earlier write failed");
   const uint64_t start = (end_ + 63) / 64 * 64;
   const std::string pad(start - end_, '\0');
   bool ok = std::fwrite(pad.data(), 1, pad.size(), file_) == pad.size();
@@ -197,6 +210,7 @@ void StoreWriter::add(int64_t order, const std::string& source_path, int64_t lab
       ok = std::fwrite(f.ptr<uint8_t>(y), 1, static_cast<size_t>(w) * 3, file_) ==
            static_cast<size_t>(w) * 3;
   }
+  if (!ok) broken_ = true;  // the file position is past end_ now: nothing more can be added
   REEL_CHECK(ok, "store '" << part_ << "': write failed (disk full?)");
   StoredVideo v;
   v.offset = start;
@@ -213,6 +227,7 @@ void StoreWriter::add(int64_t order, const std::string& source_path, int64_t lab
 void StoreWriter::finish() {
   std::lock_guard<std::mutex> lock(mu_);
   REEL_CHECK(!finished_, "store '" << path_ << "': finish() twice");
+  REEL_CHECK(!broken_, "store '" << part_ << "': an earlier write failed; nothing is renamed");
   std::stable_sort(videos_.begin(), videos_.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   std::string index;
@@ -241,6 +256,7 @@ void StoreWriter::finish() {
   ok = ok && std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
   ok = std::fclose(file_) == 0 && ok;
   file_ = nullptr;
+  if (!ok) broken_ = true;  // the file position is past end_ now: nothing more can be added
   REEL_CHECK(ok, "store '" << part_ << "': write failed (disk full?)");
   std::error_code ec;
   std::filesystem::rename(part_, path_, ec);
@@ -257,8 +273,10 @@ PrepareSummary prepare_store(const Dataset& ds, const std::string& out, const Pr
   sum.videos = static_cast<int64_t>(ds.size());
   quiet_opencv();
   StoreWriter writer(out, ds.classes);
-  const int workers = std::max(
-      1, o.workers > 0 ? o.workers : static_cast<int>(std::thread::hardware_concurrency()));
+  const int requested =
+      o.workers > 0 ? o.workers : static_cast<int>(std::thread::hardware_concurrency());
+  const int workers = static_cast<int>(
+      std::clamp<int64_t>(requested, 1, std::min<int64_t>(256, static_cast<int64_t>(ds.size()))));
   std::atomic<size_t> next{0};
   std::atomic<bool> stop{false};
   std::mutex mu;  // guards bad, first_error, the log and the counters
@@ -290,6 +308,11 @@ PrepareSummary prepare_store(const Dataset& ds, const std::string& out, const Pr
         sum.frames += static_cast<int64_t>(frames.size());
       } catch (const Error& e) {
         std::lock_guard<std::mutex> lock(mu);
+        if (writer.broken()) {  // the store, not the video: fatal whatever --on-bad-video says
+          if (fatal.empty()) fatal = e.what();
+          stop = true;
+          continue;
+        }
         bad[i] = {item.path, naming(item.path, e.what())};
         if (o.on_bad == OnBadVideo::Fail) stop = true;
       } catch (const std::exception& e) {
@@ -300,9 +323,17 @@ PrepareSummary prepare_store(const Dataset& ds, const std::string& out, const Pr
     }
   };
   std::vector<std::thread> threads;
-  for (int w = 1; w < workers; ++w) threads.emplace_back(work);
+  try {
+    for (int w = 1; w < workers; ++w) threads.emplace_back(work);
+  } catch (const std::system_error& e) {
+    stop = true;
+    for (auto& t : threads) t.join();
+    throw Error("prepare: cannot start " + std::to_string(workers) + " worker threads (--workers): " +
+                e.what());
+  }
   work();
   for (auto& t : threads) t.join();
+  if (!fatal.empty()) throw Error("prepare: " + fatal);
   if (!bad.empty() && o.on_bad == OnBadVideo::Fail)
     throw Error("prepare: bad video (on-bad-video fail): " + bad.begin()->second.second);
   for (const auto& [i, b] : bad) {

@@ -78,6 +78,9 @@ class StoreWriter {
            const std::vector<cv::Mat>& frames);
   // Writes the index and renames the file to its real name.
   void finish();
+  // True after a write failed (disk full, say): the file is unusable, and add() and finish()
+  // throw from then on.
+  bool broken() const;
 
  private:
   std::string path_, part_;
@@ -85,8 +88,9 @@ class StoreWriter {
   uint64_t end_ = 0;
   std::vector<std::string> classes_;
   std::vector<std::pair<int64_t, StoredVideo>> videos_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   bool finished_ = false;
+  bool broken_ = false;
 };
 
 struct PrepareOptions {

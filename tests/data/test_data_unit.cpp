@@ -11,6 +11,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "data_test_util.h"
+#include "reel/core/ops.h"
 #include "reel/core/random.h"
 #include "reel/data/clip.h"
 #include "reel/data/dataset.h"
@@ -317,6 +318,30 @@ TEST_CASE("store: frames round-trip exactly, in dataset order; a damaged store i
   CHECK(ds.store != nullptr);
   CHECK_THROWS_AS(s->frame(0, 3), Error);
 
+  // Index entries whose offset or sizes would wrap around 64 bits: reported, never mapped.
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    uint64_t index_offset = 0;
+    std::memcpy(&index_offset, bytes.data() + 16, 8);  // magic[8], version, reserved, index
+    const size_t entry = index_offset + 4 + (4 + 1) + (4 + 1);  // class count, "a", "b"
+    auto patch = [&](const std::string& name, uint64_t offset, uint32_t frames, uint32_t h,
+                     uint32_t w) {
+      std::string b = bytes;
+      std::memcpy(&b[entry], &offset, 8);
+      std::memcpy(&b[entry + 8], &frames, 4);
+      std::memcpy(&b[entry + 12], &h, 4);
+      std::memcpy(&b[entry + 16], &w, 4);
+      write_text(d / name, b);
+      return error_of([&] { Store::open(d / name); });
+    };
+    CHECK(patch("ok.store", 64, 1, 10, 14).empty());  // the patching itself is right
+    CHECK(patch("wrap_sum.store", ~uint64_t{1}, 1, 1, 1).find("bad index entry") !=
+          std::string::npos);
+    CHECK(patch("wrap_product.store", 64, 1u << 24, 1u << 20, 1u << 20).find("bad index entry") !=
+          std::string::npos);
+  }
+
   // Cut short: the index is gone.
   fs::copy_file(path, d / "cut.store");
   fs::resize_file(d / "cut.store", fs::file_size(path) - 10);
@@ -588,6 +613,17 @@ TEST_CASE("moving digits in memory: every test clip's time-reversed twin has ano
   o.seed = 9;
   const DigitClips test = make_moving_digits(imgs, 16, true, o);
   REQUIRE(test.clips.shape() == Shape{16, 6, 1, 32, 32});
+  // Made in pieces (as reel digits does, to bound memory): the same clips and labels.
+  for (bool is_test : {true, false}) {
+    const DigitClips whole = make_moving_digits(imgs, 12, is_test, o);
+    const DigitClips a = make_moving_digits(imgs, 4, is_test, o, 0);
+    const DigitClips b = make_moving_digits(imgs, 8, is_test, o, 4);
+    CHECK(concat({a.clips, b.clips}, 0).to_vector() == whole.clips.to_vector());
+    std::vector<int64_t> labels = a.labels;
+    labels.insert(labels.end(), b.labels.begin(), b.labels.end());
+    CHECK(labels == whole.labels);
+  }
+  CHECK_THROWS_AS(make_moving_digits(imgs, 4, true, o, 1), Error);  // twins start even
   const std::vector<float> v = test.clips.to_vector();
   const size_t frame = 32 * 32, clip = 6 * frame;
   for (int i = 0; i < 16; i += 2) {
@@ -698,4 +734,20 @@ TEST_CASE("decode_frames: the frames chosen do not depend on a count learnt earl
   }
   CHECK(retried > 0);
   CHECK(retried < 60);
+}
+
+TEST_CASE("bad loader options and a Kinetics header with a repeated column are named") {
+  ScratchDir d("bad_options");
+  const Dataset ds = make_frame_folders(d, {3});
+  LoaderOptions o;
+  o.transform.resize = 16;
+  o.transform.crop = 32;
+  const std::string msg = error_of([&] { Loader l(ds, o); });
+  CHECK(msg.find("crop 32") != std::string::npos);
+  CHECK(msg.find("resize 16") != std::string::npos);
+  write_text(d / "k.csv",
+             "label,youtube_id,time_start,time_end,split,split\nabseiling,abc,0,10,train\n");
+  const std::string k = error_of([&] { load_kinetics(d.str(), d / "k.csv", "train"); });
+  CHECK(k.find(":1:") != std::string::npos);
+  CHECK(k.find("'split' appears twice") != std::string::npos);
 }
