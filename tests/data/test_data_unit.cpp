@@ -437,7 +437,7 @@ TEST_CASE("loader: the prefetch queue is bounded") {
   // Waits until the workers have taken up `n` clips (they prefetch), then gives them time to
   // run further ahead, which they must not.
   auto settle = [&](int64_t n) {
-    for (int i = 0; i < 400 && l.clips_started() < n; ++i)
+    for (int i = 0; i < 4000 && l.clips_started() < n; ++i)  // up to 20 s on a loaded machine
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     return l.clips_started();
