@@ -45,7 +45,7 @@ class CachingPool {
         void* p = it->second.back();
         it->second.pop_back();
         stats_.cached_bytes -= cls;
-        stats_.in_use_bytes += cls;
+        add_in_use(cls);
         ++stats_.cache_hits;
         hand_out(p, bytes, cls);
         return p;
@@ -64,7 +64,7 @@ class CachingPool {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.system_allocations;
     stats_.system_bytes += cls;
-    stats_.in_use_bytes += cls;
+    add_in_use(cls);
     hand_out(p, bytes, cls);
     return p;
   }
@@ -84,6 +84,11 @@ class CachingPool {
     return stats_;
   }
 
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.peak_in_use_bytes = stats_.in_use_bytes;
+  }
+
   void empty_cache() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [cls, blocks] : free_) {
@@ -98,6 +103,12 @@ class CachingPool {
   }
 
  private:
+  void add_in_use(std::size_t bytes) {  // with mu_ held
+    stats_.in_use_bytes += bytes;
+    if (stats_.in_use_bytes > stats_.peak_in_use_bytes)
+      stats_.peak_in_use_bytes = stats_.in_use_bytes;
+  }
+
   void hand_out(void* p, std::size_t bytes, std::size_t cls) {
     if (!poison_) return;
     REEL_UNPOISON(p, bytes);
@@ -250,6 +261,37 @@ AllocatorStats device_allocator_stats(const Device& device) {
 void device_empty_cache(const Device& device) {
   check_device_usable(device);
   device_pool(device.index).empty_cache();
+}
+
+AllocatorStats memory_stats(const Device& device) {
+  return device.is_cpu() ? cpu_allocator_stats() : device_allocator_stats(device);
+}
+
+void reset_peak_memory_stats(const Device& device) {
+  if (device.is_cpu()) {
+    cpu_pool().reset_peak();
+    return;
+  }
+  check_device_usable(device);
+  device_pool(device.index).reset_peak();
+}
+
+void empty_cache(const Device& device) {
+  if (device.is_cpu())
+    cpu_empty_cache();
+  else
+    device_empty_cache(device);
+}
+
+Buffer::Buffer(std::size_t bytes, const Device& device) : bytes_(bytes), device_(device) {
+  data_ = device.is_cpu() ? cpu_allocate(bytes) : device_allocate(device, bytes);
+}
+
+Buffer::~Buffer() {
+  if (device_.is_cpu())
+    cpu_release(data_, bytes_);
+  else
+    device_release(device_, data_, bytes_);
 }
 
 }  // namespace reel

@@ -10,12 +10,42 @@
 
 namespace reel {
 
+// Byte counts are of whole blocks (a request rounded up to its size class), as in
+// torch.cuda.memory_stats.
 struct AllocatorStats {
   std::size_t system_allocations = 0;  // blocks ever taken from the system
   std::size_t system_bytes = 0;        // bytes held from the system (in use + cached)
   std::size_t in_use_bytes = 0;        // bytes handed out and not yet released
+  std::size_t peak_in_use_bytes = 0;   // the most in use at once since the last reset
   std::size_t cached_bytes = 0;        // bytes kept for reuse
   std::size_t cache_hits = 0;          // requests served from the cache
+};
+
+// ---- what users call, for either device (cpu or cuda:N) ----
+// The pool of `device`: bytes in use now, the peak since the last reset, bytes cached and the
+// number of system allocations (torch.cuda.memory_stats, max_memory_allocated).
+AllocatorStats memory_stats(const Device& device);
+// Starts a new peak: peak_in_use_bytes = in_use_bytes.
+void reset_peak_memory_stats(const Device& device);
+// Returns every cached (not in use) block of the device's pool to the system.
+void empty_cache(const Device& device);
+
+// Raw bytes from the caching pool of `device` (host or device memory), returned to it when
+// destroyed: for buffers that are not float tensors, such as class indices.
+class Buffer {
+ public:
+  Buffer(std::size_t bytes, const Device& device);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+  const Device& device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+  Device device_;
 };
 
 // Rounds a request up to its size class: 64-byte multiples up to 512 bytes, then four classes

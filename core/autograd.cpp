@@ -1,8 +1,7 @@
 #include "reel/core/autograd.h"
 
 #include <unordered_map>
-
-#include "reel/core/ops.h"
+#include <utility>
 
 namespace reel {
 
@@ -27,7 +26,52 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-std::shared_ptr<Node> record(const char* name, const Tensor& output,
+Node::~Node() {
+  // Take over the edges whose node this one holds last, and theirs in turn, so that a chain is
+  // destroyed in a loop here instead of one nested destructor per node.
+  std::vector<std::shared_ptr<Node>> stack;
+  for (Edge& e : next)
+    if (e.node && e.node.use_count() == 1) stack.push_back(std::move(e.node));
+  while (!stack.empty()) {
+    std::shared_ptr<Node> n = std::move(stack.back());
+    stack.pop_back();
+    for (Edge& e : n->next)
+      if (e.node && e.node.use_count() == 1) stack.push_back(std::move(e.node));
+    // n dies here with no last references to other nodes left in it.
+  }
+}
+
+size_t Node::save(const Tensor& t) {
+  saved_.push_back(t.defined() ? t.detach() : Tensor());
+  saved_versions_.push_back(t.defined() ? t.impl()->storage->version : 0);
+  return saved_.size() - 1;
+}
+
+Tensor Node::saved(size_t slot) const {
+  REEL_CHECK(!released_, "autograd: the tensors " << name << " saved for backward were freed "
+                                                  << "by an earlier backward");
+  REEL_CHECK(slot < saved_.size(), "autograd: " << name << " has no saved tensor " << slot);
+  const Tensor& t = saved_[slot];
+  if (!t.defined()) return t;
+  const uint64_t now = t.impl()->storage->version;
+  REEL_CHECK(now == saved_versions_[slot],
+             "autograd: a tensor of shape "
+                 << shape_str(t.shape()) << " that " << name
+                 << " saved for its backward was modified in place afterwards (version " << now
+                 << ", saved at version " << saved_versions_[slot]
+                 << "); change a copy (clone()) instead, or change it after backward");
+  return t;
+}
+
+void Node::release() {
+  saved_.clear();
+  saved_.shrink_to_fit();
+  saved_versions_.clear();
+  backward = nullptr;  // frees whatever the function captured
+  released_ = true;
+}
+
+std::shared_ptr<Node> record(const char* name, const std::vector<Tensor>& outputs,
                              const std::vector<Tensor>& inputs) {
   auto node = std::make_shared<Node>();
   node->name = name;
@@ -38,24 +82,53 @@ std::shared_ptr<Node> record(const char* name, const Tensor& output,
     if (!in.defined()) continue;
     node->input_shapes[i] = in.shape();
     if (!in.requires_grad()) continue;
-    if (in.grad_fn())
+    if (in.grad_fn()) {
       node->next[i].node = in.grad_fn();
-    else
+      node->next[i].output = in.impl()->output_nr;
+    } else {
       node->next[i].leaf = in.impl();
+    }
   }
-  node->output = output.impl();
-  output.impl()->grad_fn = node;
-  output.impl()->requires_grad = true;
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    TensorImpl& out = *outputs[k].impl();
+    node->outputs.push_back(outputs[k].impl());
+    node->output_shapes.push_back(out.shape);
+    out.grad_fn = node;
+    out.output_nr = static_cast<int>(k);
+    out.requires_grad = true;
+  }
   return node;
+}
+
+std::shared_ptr<Node> record(const char* name, const Tensor& output,
+                             const std::vector<Tensor>& inputs) {
+  return record(name, std::vector<Tensor>{output}, inputs);
 }
 
 namespace {
 
-// Adds g into the gradient held by impl (a leaf, or a non-leaf that retains its gradient).
-void accumulate_into(TensorImpl& impl, const Tensor& g) {
+// True when nobody but this handle sees g's values: no other handle of its TensorImpl and no
+// other TensorImpl (a reshape, a saved copy) of its storage.
+bool exclusively_owned(const Tensor& g) {
+  return g.impl().use_count() == 1 && g.impl()->storage.use_count() == 1;
+}
+
+// Adds g into `slot`, a gradient the engine owns: the first arrival is taken as it is; a
+// second one adds in place, after copying the first once if someone else still holds it.
+void sum_into(Tensor& slot, Tensor&& g) {
+  if (!slot.defined()) {
+    slot = std::move(g);
+    return;
+  }
+  if (!exclusively_owned(slot)) slot = slot.clone();
+  slot.add_(g);
+}
+
+// Adds g into the gradient held by impl (a leaf, or a non-leaf that retains its gradient). A
+// gradient the user may hold already (impl.grad) accumulates in place, as in PyTorch.
+void accumulate_into(TensorImpl& impl, Tensor&& g) {
   if (!impl.grad) {
-    // A private copy: g may share storage with tensors that later accumulate in place.
-    impl.grad = g.clone().impl();
+    impl.grad = (exclusively_owned(g) ? std::move(g) : g.clone()).impl();
   } else {
     Tensor(impl.grad).add_(g);
   }
@@ -63,21 +136,27 @@ void accumulate_into(TensorImpl& impl, const Tensor& g) {
 
 }  // namespace
 
-void run_backward(const Tensor& root, const Tensor& grad_root) {
+void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph) {
   NoGradGuard no_grad;
   const std::shared_ptr<Node>& root_node = root.grad_fn();
   if (!root_node) {  // a leaf: its gradient is grad_root itself
-    accumulate_into(*root.impl(), grad_root);
+    accumulate_into(*root.impl(), Tensor(grad_root));
     return;
   }
   // Count, for every node reachable from the root, how many edges lead into it (iteratively:
-  // graphs of long sequences are deep).
+  // graphs of long sequences are deep). A node freed by an earlier backward stops the walk
+  // before any gradient has moved.
   std::unordered_map<Node*, int> pending;
   std::vector<Node*> stack{root_node.get()};
   pending[root_node.get()] = 0;
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
+    REEL_CHECK(!n->released(),
+               "backward: trying to go through the graph a second time at "
+                   << n->name
+                   << ", whose saved tensors were freed by the first backward; call "
+                      "backward(grad, /*retain_graph=*/true) the first time to keep them");
     for (const Edge& e : n->next) {
       if (!e.node) continue;
       auto [it, inserted] = pending.emplace(e.node.get(), 0);
@@ -85,38 +164,45 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
       if (inserted) stack.push_back(e.node.get());
     }
   }
-  // Kahn's order: a node runs once every consumer has handed it its gradient.
-  std::unordered_map<Node*, Tensor> grads;
-  grads[root_node.get()] = grad_root;
+  // Kahn's order: a node runs once every consumer has handed it its gradients, one slot per
+  // output of the node.
+  std::unordered_map<Node*, std::vector<Tensor>> grads;
+  grads[root_node.get()].resize(root_node->outputs.size());
+  grads[root_node.get()][root.impl()->output_nr] = grad_root;
   std::vector<Node*> ready{root_node.get()};
   while (!ready.empty()) {
     Node* n = ready.back();
     ready.pop_back();
-    Tensor g = std::move(grads[n]);
+    std::vector<Tensor> g_out = std::move(grads[n]);
     grads.erase(n);
-    if (auto out = n->output.lock(); out && out->retains_grad) accumulate_into(*out, g);
-    std::vector<Tensor> in_grads = n->backward(g);
+    for (size_t k = 0; k < g_out.size(); ++k) {
+      if (!g_out[k].defined()) continue;
+      if (auto out = n->outputs[k].lock(); out && out->retains_grad)
+        accumulate_into(*out, Tensor(g_out[k]));
+    }
+    REEL_CHECK(n->backward, "autograd: " << n->name << " has no backward");
+    std::vector<Tensor> in_grads = n->backward(*n, g_out);
+    g_out.clear();  // the upstream gradients may be stolen below when nobody else holds them
+    if (!retain_graph) n->release();
     REEL_CHECK(in_grads.size() == n->next.size(),
                "autograd: backward of " << n->name << " returned " << in_grads.size()
                                         << " gradients for " << n->next.size() << " inputs");
     for (size_t i = 0; i < n->next.size(); ++i) {
       const Edge& e = n->next[i];
       if (!e.active()) continue;
-      const Tensor& gi = in_grads[i];
+      Tensor gi = std::move(in_grads[i]);
       REEL_CHECK(gi.defined() && gi.shape() == n->input_shapes[i],
                  "autograd: backward of " << n->name << " gave input " << i << " a gradient of "
                                           << (gi.defined() ? shape_str(gi.shape()) : "nothing")
                                           << ", expected " << shape_str(n->input_shapes[i]));
       if (e.leaf) {
-        accumulate_into(*e.leaf, gi);
+        accumulate_into(*e.leaf, std::move(gi));
         continue;
       }
       Node* m = e.node.get();
-      auto it = grads.find(m);
-      if (it == grads.end())
-        grads.emplace(m, gi);
-      else
-        it->second = add(it->second, gi);
+      std::vector<Tensor>& slots = grads[m];
+      if (slots.empty()) slots.resize(m->outputs.size());
+      sum_into(slots[e.output], std::move(gi));
       if (--pending[m] == 0) ready.push_back(m);
     }
   }

@@ -1,7 +1,7 @@
 #include "reel/core/dispatch.h"
 
 #include <cstdlib>
-#include <mutex>
+#include <atomic>
 #include <string>
 
 #include "reel/kernels/gemm.h"
@@ -13,38 +13,46 @@ namespace reel {
 
 namespace {
 
-std::mutex g_mu;
-std::string& backend_storage() {
-  static std::string* b = [] {
-    const char* env = std::getenv("REEL_GEMM");
-    return new std::string(env && *env ? env : "custom");
-  }();
-  return *b;
+// The CUDA GEMM, chosen once (REEL_GEMM, read at the first use) and changed only by
+// set_cuda_gemm_backend: every GEMM call reads one atomic, with no lock and no string compare.
+enum class GemmBackend { Naive, Tiled, Regblock64, Regblock128, Cublas };
+constexpr const char* kBackendNames[] = {"naive", "tiled", "regblock64", "regblock128", "cublas"};
+
+GemmBackend parse_backend(const std::string& name) {
+  if (name == "custom") return GemmBackend::Regblock128;
+  for (int i = 0; i < 5; ++i)
+    if (name == kBackendNames[i]) {
+#if !defined(REEL_WITH_CUBLAS)
+      REEL_CHECK(i != static_cast<int>(GemmBackend::Cublas),
+                 "REEL_GEMM=cublas: this build of reel has no cuBLAS "
+                 "(it needs the real CUDA backend)");
+#endif
+      return static_cast<GemmBackend>(i);
+    }
+  throw Error("REEL_GEMM: unknown GEMM '" + name +
+              "' (expected custom, cublas, naive, tiled, regblock64 or regblock128)");
 }
 
-void check_backend(const std::string& name) {
-  REEL_CHECK(name == "custom" || name == "cublas" || name == "naive" || name == "tiled" ||
-                 name == "regblock64" || name == "regblock128",
-             "REEL_GEMM: unknown GEMM '" << name
-                                         << "' (expected custom, cublas, naive, tiled, "
-                                            "regblock64 or regblock128)");
-#if !defined(REEL_WITH_CUBLAS)
-  REEL_CHECK(name != "cublas", "REEL_GEMM=cublas: this build of reel has no cuBLAS "
-                               "(it needs the real CUDA backend)");
-#endif
+// -1 until the first use reads REEL_GEMM.
+std::atomic<int> g_backend{-1};
+
+GemmBackend backend() {
+  int b = g_backend.load(std::memory_order_relaxed);
+  if (b < 0) {
+    const char* env = std::getenv("REEL_GEMM");
+    b = static_cast<int>(parse_backend(env && *env ? env : "custom"));
+    int expected = -1;  // a concurrent set_cuda_gemm_backend wins
+    if (!g_backend.compare_exchange_strong(expected, b)) b = expected;
+  }
+  return static_cast<GemmBackend>(b);
 }
 
 }  // namespace
 
-std::string cuda_gemm_backend() {
-  std::lock_guard<std::mutex> lock(g_mu);
-  return backend_storage();
-}
+std::string cuda_gemm_backend() { return kBackendNames[static_cast<int>(backend())]; }
 
 void set_cuda_gemm_backend(const std::string& name) {
-  check_backend(name);
-  std::lock_guard<std::mutex> lock(g_mu);
-  backend_storage() = name;
+  g_backend.store(static_cast<int>(parse_backend(name)));
 }
 
 void device_gemm(const Device& device, bool trans_a, bool trans_b, int64_t M, int64_t N,
@@ -55,17 +63,17 @@ void device_gemm(const Device& device, bool trans_a, bool trans_b, int64_t M, in
     return;
   }
 #if defined(REEL_WITH_CUDA)
-  const std::string backend = cuda_gemm_backend();
-  check_backend(backend);
+  const GemmBackend b = backend();
   cudaStream_t stream = cuda::stream_for(device.index);
 #if defined(REEL_WITH_CUBLAS)
-  if (backend == "cublas") {
+  if (b == GemmBackend::Cublas) {
     vendor::cublas_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, stream);
     return;
   }
 #endif
-  cuda::gemm_variant(backend == "custom" ? "regblock128" : backend.c_str(), trans_a, trans_b, M,
-                     N, K, alpha, A, lda, B, ldb, beta, C, ldc, stream);
+  // The first four backends are the ladder's rungs, in gemm_variants() order.
+  cuda::gemm_variant_at(static_cast<int>(b), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                        beta, C, ldc, stream);
 #else
   throw Error("matmul: this build of reel has no CUDA kernels");
 #endif

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "reel/core/allocator.h"
 #include "reel/core/autograd.h"
 #include "reel/core/dispatch.h"
 #include "reel/kernels/copy.h"
@@ -16,17 +17,14 @@ namespace reel {
 
 namespace {
 
-constexpr int kMaxDims = 16;  // the strided kernels' limit
-
 Shape contiguous_strides(const Shape& shape) {
   Shape s(shape.size());
-  int64_t acc = 1;
-  for (size_t d = shape.size(); d-- > 0;) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
+  reel::contiguous_strides(shape.data(), static_cast<int>(shape.size()), s.data());
   return s;
 }
+
+// The gradients a backward returns.
+using Grads = std::vector<Tensor>;
 
 void check_defined(const char* op, const Tensor& t, int index) {
   REEL_CHECK(t.defined(), op << ": input " << index << " is an undefined tensor");
@@ -76,18 +74,19 @@ Tensor unary(math::Unary op, const char* name, const Tensor& x) {
   if (any_requires_grad({&x})) {
     auto node = record(name, y, {x});
     // Keep only what the derivative reads: the input (log, relu) or the output (exp, tanh,
-    // sigmoid). Saved tensors are detached so that the graph holds no cycle.
+    // sigmoid); slot 0 holds it (or nothing, for neg).
     const bool needs_x = op == math::Unary::Log || op == math::Unary::Relu;
     const bool needs_y =
         op == math::Unary::Exp || op == math::Unary::Tanh || op == math::Unary::Sigmoid;
-    Tensor xs = needs_x ? x.detach() : Tensor();
-    Tensor ys = needs_y ? y.detach() : Tensor();
-    node->backward = [op, xs, ys](const Tensor& g) {
-      Tensor dx = Tensor::zeros(g.shape(), g.device());
-      const float* px = xs.defined() ? xs.data() : g.data();  // unread when not saved
-      const float* py = ys.defined() ? ys.data() : g.data();
+    node->save(needs_x ? x : needs_y ? y : Tensor());
+    node->backward = [op, needs_x, needs_y](Node& self, const Grads& grads) {
+      const Tensor& g = grads[0];
+      const Tensor s = self.saved(0);
+      Tensor dx = Tensor::empty(g.shape(), g.device());
+      const float* px = needs_x ? s.data() : g.data();  // unread when not saved
+      const float* py = needs_y ? s.data() : g.data();
       REEL_KERNEL(g.device(), unary_backward, op, g.data(), px, py, dx.data(), g.numel());
-      return std::vector<Tensor>{dx};
+      return Grads{dx};
     };
   }
   return y;
@@ -104,16 +103,17 @@ Tensor binary(math::Binary op, const char* name, const Tensor& a, const Tensor& 
   if (any_requires_grad({&a, &b})) {
     auto node = record(name, out, {a, b});
     const bool saves = op == math::Binary::Mul || op == math::Binary::Div;
-    Tensor as = saves ? a.detach() : Tensor(), bs = saves ? b.detach() : Tensor();
-    Node* raw = node.get();  // the node owns this function; a raw pointer makes no cycle
-    node->backward = [op, as, bs, sa, sb, out_shape, raw](const Tensor& g) {
-      const Shape ashape = raw->input_shapes[0], bshape = raw->input_shapes[1];
+    node->save(saves ? a : Tensor());
+    node->save(saves ? b : Tensor());
+    node->backward = [op, sa, sb, out_shape](Node& self, const Grads& g_out) {
+      const Tensor& g = g_out[0];
+      const Tensor as = self.saved(0), bs = self.saved(1);
       const Shape gs = contiguous_strides(out_shape);
       const int nd = static_cast<int>(out_shape.size());
-      std::vector<Tensor> grads(2);
+      Grads grads(2);
       for (int side = 0; side < 2; ++side) {
-        if (!raw->needs_grad(side)) continue;
-        const Shape& target = side == 0 ? ashape : bshape;
+        if (!self.needs_grad(side)) continue;
+        const Shape& target = self.input_shapes[side];
         Tensor full;
         if (op == math::Binary::Add) {
           full = g;
@@ -178,11 +178,14 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   REEL_KERNEL(dev, softmax_forward, x.data(), y.data(), outer, C, inner, log);
   if (any_requires_grad({&x})) {
     auto node = record(name, y, {x});
-    Tensor ys = y.detach();
-    node->backward = [ys, outer, C, inner, log](const Tensor& g) {
-      Tensor dx = Tensor::zeros(g.shape(), g.device());
-      REEL_KERNEL(g.device(), softmax_backward, g.data(), ys.data(), dx.data(), outer, C, inner, log);
-      return std::vector<Tensor>{dx};
+    node->save(y);
+    node->backward = [outer, C, inner, log](Node& self, const Grads& g_out) {
+      const Tensor& g = g_out[0];
+      const Tensor ys = self.saved(0);
+      Tensor dx = Tensor::empty(g.shape(), g.device());
+      REEL_KERNEL(g.device(), softmax_backward, g.data(), ys.data(), dx.data(), outer, C, inner,
+                  log);
+      return Grads{dx};
     };
   }
   return y;
@@ -245,12 +248,15 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   }
   if (any_requires_grad({&a, &b})) {
     auto node = record("matmul", out, {a, b});
-    Tensor as = a.detach(), bs = b.detach();
-    Node* raw = node.get();
-    node->backward = [as, bs, raw, batch, M, N, K, sA, sB, ra, rb](const Tensor& g) {
-      std::vector<Tensor> grads(2);
-      if (raw->needs_grad(0)) {  // dA = g @ B^T
-        Tensor da = Tensor::empty(as.shape(), g.device());
+    // dA needs B and dB needs A: keep only what a gradient that is wanted reads.
+    node->save(node->needs_grad(1) ? a : Tensor());
+    node->save(node->needs_grad(0) ? b : Tensor());
+    node->backward = [batch, M, N, K, sA, sB, ra, rb](Node& self, const Grads& g_out) {
+      const Tensor& g = g_out[0];
+      const Tensor as = self.saved(0), bs = self.saved(1);
+      Grads grads(2);
+      if (self.needs_grad(0)) {  // dA = g @ B^T
+        Tensor da = Tensor::empty(self.input_shapes[0], g.device());
         if (ra == 3 && rb == 2)
           batched_gemm(g.device(), false, true, 1, batch * M, K, N, g.data(), 0, bs.data(), 0, 0.0f,
                        da.data(), 0);
@@ -259,8 +265,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                        da.data(), sA);
         grads[0] = da;
       }
-      if (raw->needs_grad(1)) {  // dB = A^T @ g
-        Tensor db = Tensor::empty(bs.shape(), g.device());
+      if (self.needs_grad(1)) {  // dB = A^T @ g
+        Tensor db = Tensor::empty(self.input_shapes[1], g.device());
         if (ra == 3 && rb == 2)
           batched_gemm(g.device(), true, false, 1, K, N, batch * M, as.data(), 0, g.data(), 0, 0.0f,
                        db.data(), 0);
@@ -269,6 +275,64 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                        db.data(), sB);
         grads[1] = db;
       }
+      return grads;
+    };
+  }
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  std::vector<const Tensor*> ins{&x, &weight};
+  if (bias.defined()) ins.push_back(&bias);
+  const Device dev = common_device("linear", ins);
+  REEL_CHECK(weight.dim() == 2, "linear: expected a weight of shape [out, in], got "
+                                    << shape_str(weight.shape()));
+  const int64_t out_f = weight.size(0), in_f = weight.size(1);
+  REEL_CHECK(x.dim() >= 1 && x.size(-1) == in_f,
+             "linear: input " << shape_str(x.shape()) << " does not match weight "
+                              << shape_str(weight.shape()) << " (expected an input of shape [..., "
+                              << in_f << "])");
+  REEL_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == out_f),
+             "linear: bias " << shape_str(bias.shape()) << " does not match weight "
+                             << shape_str(weight.shape()) << " (expected [" << out_f << "])");
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  const int64_t n_rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  Tensor out = Tensor::empty(out_shape, dev);
+  float beta = 0.0f;
+  if (bias.defined() && out.numel() > 0) {  // every row starts as the bias, then += x W^T
+    const int64_t shape2[2] = {n_rows, out_f}, in_st[2] = {0, 1}, out_st[2] = {out_f, 1};
+    REEL_KERNEL(dev, strided_copy, bias.data(), in_st, out.data(), out_st, shape2, 2);
+    beta = 1.0f;
+  }
+  // out: [rows, out] = x: [rows, in] @ (weight: [out, in])^T
+  device_gemm(dev, false, true, n_rows, out_f, in_f, 1.0f, x.data(), in_f, weight.data(), in_f,
+              beta, out.data(), out_f);
+  std::vector<Tensor> inputs{x, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  if (any_requires_grad(inputs)) {
+    auto node = record("linear", out, inputs);
+    node->save(node->needs_grad(1) ? x : Tensor());       // dweight reads x
+    node->save(node->needs_grad(0) ? weight : Tensor());  // dx reads the weight
+    node->backward = [n_rows, out_f, in_f](Node& self, const Grads& g_out) {
+      const Tensor& g = g_out[0];  // [rows, out]
+      Grads grads(self.next.size());
+      if (self.needs_grad(0)) {  // dx: [rows, in] = g @ weight
+        const Tensor w = self.saved(1);
+        Tensor dx = Tensor::empty(self.input_shapes[0], g.device());
+        device_gemm(g.device(), false, false, n_rows, in_f, out_f, 1.0f, g.data(), out_f,
+                    w.data(), in_f, 0.0f, dx.data(), in_f);
+        grads[0] = dx;
+      }
+      if (self.needs_grad(1)) {  // dweight: [out, in] = g^T @ x, the sum over rows in the GEMM
+        const Tensor xs = self.saved(0);
+        Tensor dw = Tensor::empty(self.input_shapes[1], g.device());
+        device_gemm(g.device(), true, false, out_f, in_f, n_rows, 1.0f, g.data(), out_f,
+                    xs.data(), in_f, 0.0f, dw.data(), in_f);
+        grads[1] = dw;
+      }
+      if (self.needs_grad(2))  // dbias: [out], the sum of g's rows
+        grads[2] = sum_to(reshape(g, {n_rows, out_f}), {1, out_f}).reshape({out_f});
       return grads;
     };
   }
@@ -297,12 +361,12 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   Tensor out = Tensor::empty(out_shape, dev);
   const Shape os = contiguous_strides(out_shape);
   REEL_KERNEL(dev, strided_copy, x.data(), in_strides.data(), out.data(), os.data(), out_shape.data(),
-                    static_cast<int>(r), false);
+                    static_cast<int>(r));
   if (any_requires_grad({&x})) {
     auto node = record("permute", out, {x});
     std::vector<int64_t> inverse(r);
     for (int64_t i = 0; i < r; ++i) inverse[perm[i]] = i;
-    node->backward = [inverse](const Tensor& g) { return std::vector<Tensor>{permute(g, inverse)}; };
+    node->backward = [inverse](Node&, const Grads& g) { return Grads{permute(g[0], inverse)}; };
   }
   return out;
 }
@@ -345,9 +409,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   if (any_requires_grad({&x})) {
     auto node = record("reshape", out, {x});
     const Shape in_shape = x.shape();
-    node->backward = [in_shape](const Tensor& g) {
-      return std::vector<Tensor>{reshape(g, in_shape)};
-    };
+    node->backward = [in_shape](Node&, const Grads& g) { return Grads{reshape(g[0], in_shape)}; };
   }
   return out;
 }
@@ -364,13 +426,11 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   const Shape in_strides = broadcast_strides(x.shape(), shape);
   const Shape os = contiguous_strides(shape);
   REEL_KERNEL(dev, strided_copy, x.data(), in_strides.data(), out.data(), os.data(), shape.data(),
-                    static_cast<int>(shape.size()), false);
+                    static_cast<int>(shape.size()));
   if (any_requires_grad({&x})) {
     auto node = record("expand", out, {x});
     const Shape in_shape = x.shape();
-    node->backward = [in_shape](const Tensor& g) {
-      return std::vector<Tensor>{sum_to(g, in_shape)};
-    };
+    node->backward = [in_shape](Node&, const Grads& g) { return Grads{sum_to(g[0], in_shape)}; };
   }
   return out;
 }
@@ -387,9 +447,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   if (any_requires_grad({&x})) {
     auto node = record("sum_to", out, {x});
     const Shape in_shape = x.shape();
-    node->backward = [in_shape](const Tensor& g) {
-      return std::vector<Tensor>{expand(g, in_shape)};
-    };
+    node->backward = [in_shape](Node&, const Grads& g) { return Grads{expand(g[0], in_shape)}; };
   }
   return out;
 }
@@ -440,27 +498,40 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets,
                                         << " or ignore_index " << ignore_index << ")");
   int64_t count = 0;
   for (int64_t t : targets) count += t != ignore_index;
-  // The targets travel with the logits: a buffer of N int64 on their device.
-  auto target_buf = std::make_shared<Storage>(2 * N, dev);
-  int64_t* dev_targets = reinterpret_cast<int64_t*>(target_buf->data);
-  if (dev.is_cpu())
-    std::copy(targets.begin(), targets.end(), dev_targets);
-  else
-    cuda::copy_host_to_device(dev.index, dev_targets, targets.data(), N * sizeof(int64_t));
+  // The kernels read the targets where the logits are. On the CPU that is the caller's vector
+  // itself; a GPU gets one copy of the N indices in a typed buffer of the device's pool.
+  std::shared_ptr<Buffer> target_buf;
+  const int64_t* dev_targets = targets.data();
+  if (!dev.is_cpu()) {
+    target_buf = std::make_shared<Buffer>(static_cast<std::size_t>(N) * sizeof(int64_t), dev);
+    cuda::copy_host_to_device(dev.index, target_buf->data(), targets.data(),
+                              static_cast<std::size_t>(N) * sizeof(int64_t));
+    dev_targets = static_cast<const int64_t*>(target_buf->data());
+  }
   Tensor log_probs = Tensor::empty({N, C}, dev);
-  Tensor row_loss = Tensor::empty({N}, dev);
   Tensor out = Tensor::empty({}, dev);
-  REEL_KERNEL(dev, cross_entropy_forward, logits.data(), dev_targets, log_probs.data(),
-              row_loss.data(), out.data(), N, C, label_smoothing, ignore_index, count);
+  {
+    // Per-row losses, scratch for the CUDA kernels only; released at once.
+    Tensor workspace = Tensor::empty({dev.is_cpu() ? 0 : N}, dev);
+    REEL_KERNEL(dev, cross_entropy_forward, logits.data(), dev_targets, log_probs.data(),
+                out.data(), workspace.data(), N, C, label_smoothing, ignore_index, count);
+  }
   if (any_requires_grad({&logits})) {
     auto node = record("cross_entropy", out, {logits});
-    node->backward = [log_probs, target_buf, N, C, label_smoothing, ignore_index,
-                      count](const Tensor& g) {
-      Tensor dx = Tensor::zeros({N, C}, g.device());
+    node->save(log_probs);  // internal: never changed in place
+    if (!target_buf) {      // the backward may run after the caller's vector is gone
+      target_buf = std::make_shared<Buffer>(static_cast<std::size_t>(N) * sizeof(int64_t), dev);
+      std::copy(targets.begin(), targets.end(), static_cast<int64_t*>(target_buf->data()));
+    }
+    node->backward = [target_buf, N, C, label_smoothing, ignore_index, count](
+                         Node& self, const Grads& g_out) {
+      const Tensor& g = g_out[0];
+      const Tensor log_probs = self.saved(0);
+      Tensor dx = Tensor::empty({N, C}, g.device());
       REEL_KERNEL(g.device(), cross_entropy_backward, g.data(), log_probs.data(),
-                  reinterpret_cast<const int64_t*>(target_buf->data), dx.data(), N, C,
+                  static_cast<const int64_t*>(target_buf->data()), dx.data(), N, C,
                   label_smoothing, ignore_index, count);
-      return std::vector<Tensor>{dx};
+      return Grads{dx};
     };
   }
   return out;
@@ -495,17 +566,16 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
     const Shape is = contiguous_strides(t.shape());
     if (t.numel() > 0)
       REEL_KERNEL(dev, strided_copy, t.data(), is.data(), out.data() + off * os[d], os.data(),
-                        t.shape().data(), static_cast<int>(t.dim()), false);
+                        t.shape().data(), static_cast<int>(t.dim()));
     off += t.shape()[d];
   }
   if (any_requires_grad(tensors)) {
     auto node = record("concat", out, tensors);
-    Node* raw = node.get();
-    node->backward = [raw, offsets, d](const Tensor& g) {
-      std::vector<Tensor> grads(offsets.size());
+    node->backward = [offsets, d](Node& self, const Grads& g) {
+      Grads grads(offsets.size());
       for (size_t i = 0; i < offsets.size(); ++i)
-        if (raw->needs_grad(i))
-          grads[i] = slice(g, d, offsets[i], offsets[i] + raw->input_shapes[i][d]);
+        if (self.needs_grad(i))
+          grads[i] = slice(g[0], d, offsets[i], offsets[i] + self.input_shapes[i][d]);
       return grads;
     };
   }
@@ -549,16 +619,18 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   const Shape os = contiguous_strides(out_shape);
   if (out.numel() > 0)
     REEL_KERNEL(dev, strided_copy, x.data() + base, in_strides.data(), out.data(), os.data(),
-                      out_shape.data(), static_cast<int>(out_shape.size()), false);
+                      out_shape.data(), static_cast<int>(out_shape.size()));
   if (any_requires_grad({&x})) {
     auto node = record("slice", out, {x});
     const Shape in_shape = x.shape();
-    node->backward = [in_shape, in_strides, base, out_shape, os](const Tensor& g) {
+    node->backward = [in_shape, in_strides, base, out_shape, os](Node&, const Grads& g_out) {
+      const Tensor& g = g_out[0];
+      // The elements the slice skipped get no gradient: zeros, then the slice's elements.
       Tensor dx = Tensor::zeros(in_shape, g.device());
       if (g.numel() > 0)
-        REEL_KERNEL(g.device(), strided_copy, g.data(), os.data(), dx.data() + base, in_strides.data(),
-                          out_shape.data(), static_cast<int>(out_shape.size()), true);
-      return std::vector<Tensor>{dx};
+        REEL_KERNEL(g.device(), strided_copy, g.data(), os.data(), dx.data() + base,
+                    in_strides.data(), out_shape.data(), static_cast<int>(out_shape.size()));
+      return Grads{dx};
     };
   }
   return out;

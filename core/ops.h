@@ -25,9 +25,15 @@ Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
 
-// [M, K] @ [K, N] -> [M, N]; [B, M, K] @ [B, K, N] -> [B, M, K]; [B, M, K] @ [K, N] and
+// [M, K] @ [K, N] -> [M, N]; [B, M, K] @ [B, K, N] -> [B, M, N]; [B, M, K] @ [K, N] and
 // [M, K] @ [B, K, N] -> [B, M, N].
 Tensor matmul(const Tensor& a, const Tensor& b);
+
+// x: [..., in], weight: [out, in], bias: [out] or undefined -> [..., out] = x weight^T + bias,
+// as torch.nn.functional.linear. The leading dimensions of x are flattened into one GEMM that
+// reads the weight through its transpose flag (never a transposed copy); the backward is two
+// GEMMs (dx = g weight, dweight = g^T x, summed over the rows inside the GEMM) and a row sum.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // Copying transpose and permute.
 Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);

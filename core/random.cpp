@@ -4,13 +4,14 @@
 
 namespace reel {
 
-namespace {
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
+
+namespace {
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 }  // namespace
 
@@ -50,8 +51,8 @@ float Generator::normal() {
 }
 
 Generator& default_generator() {
-  static thread_local Generator g(0);
-  return g;
+  static Generator* g = new Generator(0);  // never destroyed: usable from static destructors
+  return *g;
 }
 
 void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }

@@ -21,7 +21,15 @@ class Generator {
   float spare_ = 0.0f;
 };
 
-// The generator used when none is passed.
+// One step of splitmix64 (Steele, Lea and Flood): advances state by the golden-ratio step and
+// returns the mixed value. Seeds Generator, and hashes seeds into independent streams (the
+// loader's per-sample generators).
+uint64_t splitmix64(uint64_t& state);
+
+// The generator used when none is passed: one for the whole process, seeded with 0 at start,
+// so that a program's random numbers do not depend on which thread draws them. manual_seed(s)
+// reseeds it, for every thread. Like any Generator it is not synchronised: threads that draw
+// at the same time should each use a Generator of their own (as the data loader does).
 Generator& default_generator();
 void manual_seed(uint64_t seed);
 

@@ -27,9 +27,7 @@ std::string shape_str(const Shape& shape) {
 }
 
 int64_t shape_numel(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
+  return shape_product(shape.data(), static_cast<int>(shape.size()));
 }
 
 Storage::Storage(int64_t n, Device dev, bool pin) : numel(n), device(dev), pinned(pin) {
@@ -81,11 +79,13 @@ Tensor make_filled(const char* op, const Shape& shape, Device device, Fill&& fil
   return host.to(device);
 }
 
+// Checks an in-place change and counts it in the storage's version.
 void check_in_place(const char* op, const Tensor& t) {
   REEL_CHECK(t.defined(), op << ": called on an undefined tensor");
   REEL_CHECK(!(grad_mode_enabled() && t.requires_grad()),
              op << ": in-place change of a tensor that requires grad while grad mode is on "
                    "(wrap it in NoGradGuard, as optimizers do)");
+  ++t.impl()->storage->version;
 }
 
 }  // namespace
@@ -196,6 +196,8 @@ float* Tensor::data() const {
 }
 
 void Tensor::copy_from_host(const float* src, int64_t n) {
+  REEL_CHECK(defined(), "copy_from_host: called on an undefined tensor");
+  ++impl_->storage->version;
   REEL_CHECK(n == numel(), "copy_from_host: " << n << " values for a tensor of shape "
                                               << shape_str(shape()) << " (expected " << numel()
                                               << ")");
@@ -242,7 +244,9 @@ Tensor Tensor::to(Device target, bool non_blocking) const {
   if (any_requires_grad({this})) {
     auto node = record("to", out, {*this});
     const Device source = device();
-    node->backward = [source](const Tensor& g) { return std::vector<Tensor>{g.to(source)}; };
+    node->backward = [source](Node&, const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{g[0].to(source)};
+    };
   }
   return out;
 }
@@ -326,7 +330,7 @@ void Tensor::retain_grad() const {
   impl_->retains_grad = true;
 }
 
-void Tensor::backward(const Tensor& g) const {
+void Tensor::backward(const Tensor& g, bool retain_graph) const {
   REEL_CHECK(defined(), "backward: called on an undefined tensor");
   REEL_CHECK(requires_grad(), "backward: the tensor of shape "
                                   << shape_str(shape())
@@ -342,7 +346,7 @@ void Tensor::backward(const Tensor& g) const {
              "backward: gradient of shape " << shape_str(seed.shape()) << " on "
                                             << seed.device().str() << " for an output of shape "
                                             << shape_str(shape()) << " on " << device().str());
-  run_backward(*this, seed);
+  run_backward(*this, seed, retain_graph);
 }
 
 Tensor Tensor::detach() const {
@@ -362,7 +366,7 @@ Tensor Tensor::clone() const {
   }
   if (any_requires_grad({this})) {
     auto node = record("clone", out, {*this});
-    node->backward = [](const Tensor& g) { return std::vector<Tensor>{g}; };
+    node->backward = [](Node&, const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0]}; };
   }
   return out;
 }
@@ -414,6 +418,11 @@ Tensor& Tensor::copy_(const Tensor& src) {
   else  // between two GPUs: through the host
     copy_(src.to(Device::cpu()));
   return *this;
+}
+
+uint64_t Tensor::version() const {
+  REEL_CHECK(defined(), "version: called on an undefined tensor");
+  return impl_->storage->version;
 }
 
 bool Tensor::same_storage(const Tensor& other) const {

@@ -38,6 +38,9 @@ struct Storage {
   int64_t numel = 0;
   Device device;
   bool pinned = false;
+  // Bumped by every change in place (fill_, add_, mul_, copy_, copy_from_host): a tensor saved
+  // for backward remembers the version it was saved at (autograd.h).
+  uint64_t version = 0;
 };
 
 struct TensorImpl {
@@ -47,6 +50,7 @@ struct TensorImpl {
   bool retains_grad = false;
   std::shared_ptr<TensorImpl> grad;  // accumulated gradient of a leaf (or a retained non-leaf)
   std::shared_ptr<Node> grad_fn;     // the op that made this tensor, when recorded
+  int output_nr = 0;                 // which output of grad_fn this tensor is
 };
 
 class Tensor {
@@ -124,7 +128,10 @@ class Tensor {
   // Keep the gradient of this non-leaf in grad() during backward.
   void retain_grad() const;
   // Back-propagates from this tensor. grad: d(loss)/d(this); may be left out when numel() == 1.
-  void backward(const Tensor& grad = Tensor()) const;
+  // What each node saved for backward is freed as soon as its backward has run, so that
+  // memory falls during backward; retain_graph keeps it for another backward through the
+  // same graph (a second backward through a freed graph throws reel::Error).
+  void backward(const Tensor& grad = Tensor(), bool retain_graph = false) const;
   // Same storage, no history, requires_grad false.
   Tensor detach() const;
   // A copy of the data (differentiable).
@@ -132,7 +139,8 @@ class Tensor {
   const std::shared_ptr<Node>& grad_fn() const;
 
   // ---- in-place, never recorded (for optimizers and accumulation) ----
-  // Throw when grad mode is on and this tensor requires grad.
+  // Throw when grad mode is on and this tensor requires grad. Each bumps the storage's version:
+  // a tensor saved for backward and changed by one of these makes that backward throw.
   Tensor& fill_(float value);
   Tensor& add_(const Tensor& other, float alpha = 1.0f);  // other: same shape and device
   Tensor& mul_(float value);
@@ -140,6 +148,8 @@ class Tensor {
 
   std::string str() const;
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
+  // The storage's version counter (see Storage::version).
+  uint64_t version() const;
   bool same_storage(const Tensor& other) const;
 
  private:

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <iostream>
 
+#include <opencv2/core.hpp>
+
 #include "reel/core/error.h"
 #include "reel/core/random.h"
 #include "reel/data/store.h"
@@ -12,12 +14,7 @@ namespace reel::data {
 
 namespace {
 
-uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+uint64_t splitmix(uint64_t x) { return splitmix64(x); }  // a hash of x: x is a copy
 
 }  // namespace
 
@@ -99,6 +96,10 @@ void Loader::start_epoch(int64_t epoch) {
 }
 
 void Loader::worker() {
+  // OpenCV's own thread pool would run every cv::resize of every worker on all cores at once,
+  // oversubscribing them (and the trainer's threads); the workers are the parallelism here.
+  // The setting is OpenCV's, for the whole process.
+  cv::setNumThreads(1);
   const int64_t B = opts_.batch_size;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {

@@ -12,3 +12,30 @@
 // The CUDA stream type, declared exactly as cuda_runtime.h does, so that kernel headers can
 // declare the CUDA versions of each op without including CUDA.
 typedef struct CUstream_st* cudaStream_t;
+
+#include <cstdint>
+
+namespace reel {
+
+// The most dimensions a strided kernel (copy, broadcast, reduction) handles; core checks
+// every tensor against it before calling one.
+constexpr int kMaxDims = 16;
+
+// Product of shape: [ndim] extents (1 when ndim == 0).
+REEL_HD int64_t shape_product(const int64_t* shape, int ndim) {
+  int64_t n = 1;
+  for (int d = 0; d < ndim; ++d) n *= shape[d];
+  return n;
+}
+
+// strides: [ndim] out, the element strides of a contiguous row-major tensor of extents
+// shape: [ndim].
+REEL_HD void contiguous_strides(const int64_t* shape, int ndim, int64_t* strides) {
+  int64_t s = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+}
+
+}  // namespace reel

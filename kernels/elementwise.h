@@ -11,7 +11,8 @@ namespace reel::cpu {
 
 // x: [n] in, y: [n] out (y may alias x)
 void unary_forward(math::Unary op, const float* x, float* y, int64_t n);
-// g: [n] d(loss)/dy, x: [n] input, y: [n] output of the forward, dx: [n] accumulated (+=)
+// g: [n] d(loss)/dy, x: [n] input, y: [n] output of the forward, dx: [n] written (a fresh
+// gradient, see the contract in kernels/common.h)
 void unary_backward(math::Unary op, const float* g, const float* x, const float* y, float* dx,
                     int64_t n);
 

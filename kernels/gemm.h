@@ -48,6 +48,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, int64_t N,
                   int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t stream);
+// The rung at `index` of gemm_variants() (0 naive, 1 tiled, 2 regblock64, 3 regblock128): the
+// same without a name to look up, for callers that chose once.
+void gemm_variant_at(int index, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                     float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                     float beta, float* C, int64_t ldc, cudaStream_t stream);
 // The rung names, nullptr-terminated.
 const char* const* gemm_variants();
 

@@ -9,19 +9,21 @@ namespace reel::cpu {
 
 // x, y: [outer, C, inner]; softmax (or log_softmax when log) along C.
 void softmax_forward(const float* x, float* y, int64_t outer, int64_t C, int64_t inner, bool log);
-// g, y: [outer, C, inner] (y the forward output), dx: [outer, C, inner] accumulated (+=)
+// g, y: [outer, C, inner] (y the forward output), dx: [outer, C, inner] written
 void softmax_backward(const float* g, const float* y, float* dx, int64_t outer, int64_t C,
                       int64_t inner, bool log);
 
 // logits: [N, C]; targets: [N] class indices in [0, C) or ignore_index (checked by the caller)
 // log_probs: [N, C] out (log_softmax of logits, kept for the backward)
-// row_loss: [N] out, -sum_c smoothed_target(c) * log_probs[c] (0 for ignored rows)
-// loss: [1] out, sum(row_loss) / count, where count (> 0 or NaN results, as PyTorch) is the
-// number of rows not ignored.
+// loss: [1] out, the sum over rows not ignored of -sum_c smoothed_target(c) * log_probs[c],
+// divided by count, the number of those rows (count 0 gives NaN, as PyTorch).
+// workspace: [N] scratch for the CUDA version (its per-row losses, summed by a second kernel in
+// a fixed order, deterministic unlike atomics); unused by the CPU version, may be null there.
 void cross_entropy_forward(const float* logits, const int64_t* targets, float* log_probs,
-                           float* row_loss, float* loss, int64_t N, int64_t C,
+                           float* loss, float* workspace, int64_t N, int64_t C,
                            float label_smoothing, int64_t ignore_index, int64_t count);
-// g: [1] d(loss)/d(mean loss); log_probs: [N, C] from the forward; dlogits: [N, C] +=
+// g: [1] d(loss)/d(mean loss); log_probs: [N, C] from the forward; dlogits: [N, C] written
+// (zero on ignored rows, and everywhere when count == 0)
 void cross_entropy_backward(const float* g, const float* log_probs, const int64_t* targets,
                             float* dlogits, int64_t N, int64_t C, float label_smoothing,
                             int64_t ignore_index, int64_t count);
@@ -35,7 +37,7 @@ void softmax_forward(const float* x, float* y, int64_t outer, int64_t C, int64_t
 void softmax_backward(const float* g, const float* y, float* dx, int64_t outer, int64_t C,
                       int64_t inner, bool log, cudaStream_t stream);
 void cross_entropy_forward(const float* logits, const int64_t* targets, float* log_probs,
-                           float* row_loss, float* loss, int64_t N, int64_t C,
+                           float* loss, float* workspace, int64_t N, int64_t C,
                            float label_smoothing, int64_t ignore_index, int64_t count,
                            cudaStream_t stream);
 void cross_entropy_backward(const float* g, const float* log_probs, const int64_t* targets,

@@ -16,12 +16,12 @@ void unary_forward(math::Unary op, const float* x, float* y, int64_t n) {
 void unary_backward(math::Unary op, const float* g, const float* x, const float* y, float* dx,
                     int64_t n) {
 #pragma omp parallel for if (go_parallel(n)) num_threads(num_threads()) schedule(static)
-  for (int64_t i = 0; i < n; ++i) dx[i] += math::unary_backward(op, g[i], x[i], y[i]);
+  for (int64_t i = 0; i < n; ++i) dx[i] = math::unary_backward(op, g[i], x[i], y[i]);
 }
 
 void binary_forward(math::Binary op, const float* a, const int64_t* a_strides, const float* b,
                     const int64_t* b_strides, float* out, const int64_t* shape, int ndim) {
-  int64_t out_strides[16];
+  int64_t out_strides[kMaxDims];
   contiguous_strides(shape, ndim, out_strides);
   for_each_row<3>(shape, ndim, {a_strides, b_strides, out_strides}, true,
                   [&](const std::array<int64_t, 3>& off, int64_t n,
@@ -47,7 +47,7 @@ void binary_forward(math::Binary op, const float* a, const int64_t* a_strides, c
 void binary_backward(math::Binary op, int side, const float* g, const int64_t* g_strides,
                      const float* a, const int64_t* a_strides, const float* b,
                      const int64_t* b_strides, float* out, const int64_t* shape, int ndim) {
-  int64_t out_strides[16];
+  int64_t out_strides[kMaxDims];
   contiguous_strides(shape, ndim, out_strides);
   for_each_row<4>(shape, ndim, {g_strides, a_strides, b_strides, out_strides}, true,
                   [&](const std::array<int64_t, 4>& off, int64_t n,

@@ -5,21 +5,13 @@
 #include <array>
 #include <cstdint>
 
+#include "reel/kernels/common.h"
 #include "reel/kernels/cpu/parallel.h"
 
 namespace reel::cpu {
 
 // Below this many elements a kernel runs on the calling thread: a parallel region costs more.
 constexpr int64_t kParallelMinElements = 1 << 15;
-
-// strides: [ndim] out, the element strides of a contiguous row-major tensor of extents shape.
-inline void contiguous_strides(const int64_t* shape, int ndim, int64_t* strides) {
-  int64_t s = 1;
-  for (int d = ndim - 1; d >= 0; --d) {
-    strides[d] = s;
-    s *= shape[d];
-  }
-}
 
 // Walks an index space of extents shape: [ndim] one innermost row at a time. For operand k,
 // strides[k]: [ndim] element strides. Calls fn(offsets, inner_extent, inner_strides) with
@@ -46,7 +38,7 @@ void for_each_row(const int64_t* shape, int ndim, const std::array<const int64_t
   auto run_rows = [&](int64_t r0, int64_t r1) {
     if (r0 >= r1) return;
     // Multi-index of row r0 over the outer ndim-1 dimensions.
-    int64_t idx[16] = {0};
+    int64_t idx[kMaxDims] = {0};
     int64_t rem = r0;
     for (int d = ndim - 2; d >= 0; --d) {
       idx[d] = rem % shape[d];

@@ -6,7 +6,7 @@ namespace reel::cpu {
 
 void sum_reduce(const float* in, const int64_t* shape, int ndim, float* out,
                 const int64_t* out_strides) {
-  int64_t in_strides[16];
+  int64_t in_strides[kMaxDims];
   contiguous_strides(shape, ndim, in_strides);
   // Several rows can add into the same output element, so this loop stays on one thread.
   for_each_row<2>(shape, ndim, {in_strides, out_strides}, false,

@@ -46,13 +46,13 @@ void softmax_backward(const float* g, const float* y, float* dx, int64_t outer, 
     const float a = static_cast<float>(acc);
     for (int64_t c = 0; c < C; ++c) {
       const int64_t k = base + c * inner;
-      dx[k] += log ? math::log_softmax_grad(g[k], y[k], a) : math::softmax_grad(g[k], y[k], a);
+      dx[k] = log ? math::log_softmax_grad(g[k], y[k], a) : math::softmax_grad(g[k], y[k], a);
     }
   }
 }
 
 void cross_entropy_forward(const float* logits, const int64_t* targets, float* log_probs,
-                           float* row_loss, float* loss, int64_t N, int64_t C,
+                           float* loss, float* /*workspace*/, int64_t N, int64_t C,
                            float label_smoothing, int64_t ignore_index, int64_t count) {
   softmax_forward(logits, log_probs, N, C, 1, true);
   double total = 0.0;
@@ -64,7 +64,6 @@ void cross_entropy_forward(const float* logits, const int64_t* targets, float* l
       for (int64_t c = 0; c < C; ++c)
         row += math::cross_entropy_term(lp[c], c, t, label_smoothing, C);
     }
-    row_loss[r] = static_cast<float>(row);
     total += row;
   }
   *loss = static_cast<float>(total / static_cast<double>(count));  // count 0: NaN, as PyTorch
@@ -73,15 +72,17 @@ void cross_entropy_forward(const float* logits, const int64_t* targets, float* l
 void cross_entropy_backward(const float* g, const float* log_probs, const int64_t* targets,
                             float* dlogits, int64_t N, int64_t C, float label_smoothing,
                             int64_t ignore_index, int64_t count) {
-  if (count == 0) return;
-  const float w = *g / static_cast<float>(count);
+  const float w = count > 0 ? *g / static_cast<float>(count) : 0.0f;
 #pragma omp parallel for if (go_parallel(N * C)) num_threads(num_threads()) schedule(static)
   for (int64_t r = 0; r < N; ++r) {
     const int64_t t = targets[r];
-    if (t == ignore_index) continue;
+    float* d = dlogits + r * C;
+    if (t == ignore_index || count == 0) {
+      for (int64_t c = 0; c < C; ++c) d[c] = 0.0f;
+      continue;
+    }
     for (int64_t c = 0; c < C; ++c)
-      dlogits[r * C + c] +=
-          math::cross_entropy_grad(log_probs[r * C + c], c, t, label_smoothing, C, w);
+      d[c] = math::cross_entropy_grad(log_probs[r * C + c], c, t, label_smoothing, C, w);
   }
 }
 

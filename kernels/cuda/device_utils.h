@@ -3,9 +3,10 @@
 // offset calculator of the strided kernels and block-wide reductions. Include after launch.h.
 #include <cstdint>
 
+#include "reel/kernels/common.h"
+
 namespace reel::cuda {
 
-constexpr int kMaxDims = 16;
 constexpr unsigned kThreadsPerBlock = 256;
 
 // Shapes and strides passed to a kernel by value (kernel arguments live in constant memory).
@@ -35,12 +36,6 @@ NdIndexer<NOps> make_indexer(const int64_t* shape, int ndim, const int64_t* cons
     for (int k = 0; k < NOps; ++k) ix.strides[k][d] = strides[k][d];
   }
   return ix;
-}
-
-inline int64_t product(const int64_t* shape, int ndim) {
-  int64_t n = 1;
-  for (int d = 0; d < ndim; ++d) n *= shape[d];
-  return n;
 }
 
 __device__ __forceinline__ int64_t global_thread() {

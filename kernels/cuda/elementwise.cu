@@ -13,11 +13,11 @@ __global__ void unary_forward_kernel(math::Unary op, const float* x, float* y, i
   for (int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = math::unary_forward(op, x[i]);
 }
 
-// g, x, y, dx: [n]; dx +=
+// g, x, y, dx: [n]; dx written
 __global__ void unary_backward_kernel(math::Unary op, const float* g, const float* x,
                                       const float* y, float* dx, int64_t n) {
   for (int64_t i = global_thread(); i < n; i += grid_threads())
-    dx[i] += math::unary_backward(op, g[i], x[i], y[i]);
+    dx[i] = math::unary_backward(op, g[i], x[i], y[i]);
 }
 
 // out: [n] contiguous over ix.shape; a, b through ix.strides[0], ix.strides[1]
@@ -73,7 +73,7 @@ void unary_backward(math::Unary op, const float* g, const float* x, const float*
 void binary_forward(math::Binary op, const float* a, const int64_t* a_strides, const float* b,
                     const int64_t* b_strides, float* out, const int64_t* shape, int ndim,
                     cudaStream_t stream) {
-  const int64_t n = product(shape, ndim);
+  const int64_t n = shape_product(shape, ndim);
   if (n == 0) return;
   const int64_t* strides[2] = {a_strides, b_strides};
   launch_kernel(binary_forward_kernel, grid_for(n), dim3(kThreadsPerBlock), 0, stream, op, a, b,
@@ -84,7 +84,7 @@ void binary_backward(math::Binary op, int side, const float* g, const int64_t* g
                      const float* a, const int64_t* a_strides, const float* b,
                      const int64_t* b_strides, float* out, const int64_t* shape, int ndim,
                      cudaStream_t stream) {
-  const int64_t n = product(shape, ndim);
+  const int64_t n = shape_product(shape, ndim);
   if (n == 0) return;
   const int64_t* strides[3] = {g_strides, a_strides, b_strides};
   launch_kernel(binary_backward_kernel, grid_for(n), dim3(kThreadsPerBlock), 0, stream, op, side,

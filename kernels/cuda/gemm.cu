@@ -169,31 +169,41 @@ const char* const kVariants[] = {"naive", "tiled", "regblock64", "regblock128", 
 
 const char* const* gemm_variants() { return kVariants; }
 
-void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                  int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-                  float beta, float* C, int64_t ldc, cudaStream_t stream) {
+void gemm_variant_at(int index, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                     float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                     float beta, float* C, int64_t ldc, cudaStream_t stream) {
+  if (index < 0 || index > 3)
+    throw Error("gemm: CUDA GEMM variant " + std::to_string(index) + " does not exist (0 to 3)");
   const GemmArgs p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
-  const std::string v = variant ? variant : "";
-  if (v != "naive" && v != "tiled" && v != "regblock64" && v != "regblock128")
-    throw Error("gemm: unknown CUDA GEMM variant '" + v +
-                "' (expected naive, tiled, regblock64 or regblock128)");
   if (M == 0 || N == 0) return;
-  if (v == "naive")
+  if (index == 0)
     launch_kernel(gemm_naive_kernel, tile_grid(M, N, 16, 16), dim3(16, 16), 0, stream, p);
-  else if (v == "tiled")
+  else if (index == 1)
     launch_kernel(gemm_tiled_kernel, tile_grid(M, N, kTile, kTile), dim3(kTile, kTile), 0,
                   stream, p);
-  else if (v == "regblock64")
+  else if (index == 2)
     launch_regblock<64, 64, 16, 4, 4>(p, stream);
   else
     launch_regblock<128, 128, 8, 8, 8>(p, stream);
 }
 
+void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                  int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                  float beta, float* C, int64_t ldc, cudaStream_t stream) {
+  const std::string v = variant ? variant : "";
+  for (int i = 0; kVariants[i]; ++i)
+    if (v == kVariants[i]) {
+      gemm_variant_at(i, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, stream);
+      return;
+    }
+  throw Error("gemm: unknown CUDA GEMM variant '" + v +
+              "' (expected naive, tiled, regblock64 or regblock128)");
+}
+
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
           int64_t ldc, cudaStream_t stream) {
-  gemm_variant("regblock128", trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-               stream);
+  gemm_variant_at(3, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, stream);
 }
 
 }  // namespace reel::cuda

@@ -2,6 +2,7 @@
 #include "reel/kernels/cuda/launch.h"
 //
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -13,24 +14,32 @@ namespace {
 
 constexpr std::size_t kStagingBytes = std::size_t{8} << 20;  // per pinned staging buffer
 
+// No lock is shared between devices or between launching and copying: a launch only reads
+// the stream (created once), and a pageable host-to-device copy holds its device's staging lock
+// alone while it waits for a buffer and copies into it.
 struct DeviceState {
+  std::once_flag stream_once;
   cudaStream_t stream = nullptr;
+  std::mutex staging_mu;                  // guards the two buffers below
   void* staging[2] = {nullptr, nullptr};  // pinned host buffers, used in turn
   cudaEvent_t staging_free[2] = {nullptr, nullptr};
 };
 
-std::mutex g_mu;
-std::vector<DeviceState>& states() {
-  static std::vector<DeviceState>* s = new std::vector<DeviceState>(device_count());
+std::vector<std::unique_ptr<DeviceState>>& states() {
+  static auto* s = [] {
+    auto* v = new std::vector<std::unique_ptr<DeviceState>>(device_count());
+    for (auto& p : *v) p = std::make_unique<DeviceState>();
+    return v;
+  }();
   return *s;
 }
 
 DeviceState& state(int device) {
-  std::vector<DeviceState>& s = states();
+  std::vector<std::unique_ptr<DeviceState>>& s = states();
   if (device < 0 || device >= static_cast<int>(s.size()))
     throw Error("CUDA device " + std::to_string(device) + " does not exist (" +
                 std::to_string(s.size()) + " found)");
-  return s[device];
+  return *s[device];
 }
 
 }  // namespace
@@ -65,10 +74,12 @@ void free_on(int device, void* ptr) noexcept {
 }
 
 cudaStream_t stream_for(int device) {
-  std::lock_guard<std::mutex> lock(g_mu);
   DeviceState& s = state(device);
   REEL_CUDA_CHECK(cudaSetDevice(device));
-  if (!s.stream) REEL_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+  // A failed creation throws out of call_once, which then lets the next caller try again.
+  std::call_once(s.stream_once, [&s] {
+    REEL_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+  });
   return s.stream;
 }
 
@@ -77,8 +88,8 @@ void synchronize(int device) { REEL_CUDA_CHECK(cudaStreamSynchronize(stream_for(
 void copy_host_to_device(int device, void* dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return;
   cudaStream_t stream = stream_for(device);
-  std::lock_guard<std::mutex> lock(g_mu);
   DeviceState& s = state(device);
+  std::lock_guard<std::mutex> lock(s.staging_mu);
   for (int i = 0; i < 2; ++i) {
     if (!s.staging[i]) {
       REEL_CUDA_CHECK(cudaHostAlloc(&s.staging[i], kStagingBytes, cudaHostAllocDefault));

@@ -34,7 +34,7 @@ __global__ void softmax_forward_kernel(const float* x, float* y, int64_t lines, 
   }
 }
 
-// g, y, dx: [outer, C, inner]; dx +=
+// g, y, dx: [outer, C, inner]; dx written
 __global__ void softmax_backward_kernel(const float* g, const float* y, float* dx, int64_t lines,
                                         int64_t C, int64_t inner, bool log) {
   __shared__ float scratch[32];
@@ -48,7 +48,7 @@ __global__ void softmax_backward_kernel(const float* g, const float* y, float* d
     acc = block_reduce<false>(acc, scratch);
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
       const int64_t k = base + c * inner;
-      dx[k] += log ? math::log_softmax_grad(g[k], y[k], acc) : math::softmax_grad(g[k], y[k], acc);
+      dx[k] = log ? math::log_softmax_grad(g[k], y[k], acc) : math::softmax_grad(g[k], y[k], acc);
     }
   }
 }
@@ -78,15 +78,17 @@ __global__ void mean_loss_kernel(const float* row_loss, float* loss, int64_t N, 
   if (threadIdx.x == 0) loss[0] = acc / static_cast<float>(count);  // count 0: NaN, as PyTorch
 }
 
-// g: [1]; log_probs, dlogits: [N, C]; dlogits +=
+// g: [1]; log_probs, dlogits: [N, C]; dlogits written (0 on ignored rows)
 __global__ void cross_entropy_backward_kernel(const float* g, const float* log_probs,
                                               const int64_t* targets, float* dlogits, int64_t N,
                                               int64_t C, float eps, int64_t ignore_index,
                                               int64_t count) {
-  const float w = g[0] / static_cast<float>(count);
+  const float w = count > 0 ? g[0] / static_cast<float>(count) : 0.0f;
   for (int64_t i = global_thread(); i < N * C; i += grid_threads()) {
     const int64_t t = targets[i / C];
-    if (t != ignore_index) dlogits[i] += math::cross_entropy_grad(log_probs[i], i % C, t, eps, C, w);
+    dlogits[i] = t == ignore_index || count == 0
+                     ? 0.0f
+                     : math::cross_entropy_grad(log_probs[i], i % C, t, eps, C, w);
   }
 }
 
@@ -109,9 +111,10 @@ void softmax_backward(const float* g, const float* y, float* dx, int64_t outer, 
 }
 
 void cross_entropy_forward(const float* logits, const int64_t* targets, float* log_probs,
-                           float* row_loss, float* loss, int64_t N, int64_t C,
+                           float* loss, float* workspace, int64_t N, int64_t C,
                            float label_smoothing, int64_t ignore_index, int64_t count,
                            cudaStream_t stream) {
+  float* row_loss = workspace;
   softmax_forward(logits, log_probs, N, C, 1, true, stream);
   if (N > 0)
     launch_kernel(cross_entropy_rows_kernel, dim3(line_blocks(N)), dim3(kThreadsPerBlock), 0,
@@ -123,7 +126,7 @@ void cross_entropy_forward(const float* logits, const int64_t* targets, float* l
 void cross_entropy_backward(const float* g, const float* log_probs, const int64_t* targets,
                             float* dlogits, int64_t N, int64_t C, float label_smoothing,
                             int64_t ignore_index, int64_t count, cudaStream_t stream) {
-  if (count == 0 || N * C == 0) return;
+  if (N * C == 0) return;
   launch_kernel(cross_entropy_backward_kernel, dim3(blocks_for(N * C, kThreadsPerBlock)),
                 dim3(kThreadsPerBlock), 0, stream, g, log_probs, targets, dlogits, N, C,
                 label_smoothing, ignore_index, count);

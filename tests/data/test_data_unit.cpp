@@ -442,8 +442,10 @@ TEST_CASE("loader: the prefetch queue is bounded") {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     return l.clips_started();
   };
+  cv::setNumThreads(2);
   l.start_epoch(0);
   CHECK(settle(4) == 4);  // 2 batches of 2
+  CHECK(cv::getNumThreads() == 1);  // the workers run OpenCV on their own thread only
   Batch b;
   REQUIRE(l.next(b));
   CHECK(settle(6) == 6);

@@ -1,0 +1,40 @@
+# Fails when a source file includes a folder that DESIGN.md's table does not let it include.
+# Dependencies point one way:
+#   apps -> everything; layers, optim -> core, kernels; data -> core; core -> kernels;
+#   kernels -> kernels only. tests/ and bench/ may include anything.
+# Both spellings are checked: #include <reel/X/...> and #include "reel/X/...", and a relative
+# "../X/..." that climbs out of the folder.
+set(allowed_kernels kernels)
+set(allowed_core core kernels)
+set(allowed_layers layers core kernels)
+set(allowed_optim optim core kernels)
+set(allowed_data data core)
+set(bad "")
+set(count 0)
+foreach(folder kernels core layers optim data)
+  file(GLOB_RECURSE files ${SOURCE_DIR}/${folder}/*.h ${SOURCE_DIR}/${folder}/*.cpp
+       ${SOURCE_DIR}/${folder}/*.cu)
+  foreach(f ${files})
+    math(EXPR count "${count} + 1")
+    file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include")
+    foreach(line ${lines})
+      if(line MATCHES "#[ \t]*include[ \t]*[<\"]reel/([A-Za-z0-9_]+)/")
+        set(target ${CMAKE_MATCH_1})
+      elseif(line MATCHES "#[ \t]*include[ \t]*\"\\.\\./")
+        set(target "(a relative path out of ${folder}/)")
+      else()
+        continue()
+      endif()
+      list(FIND allowed_${folder} "${target}" pos)
+      if(pos EQUAL -1)
+        file(RELATIVE_PATH rel ${SOURCE_DIR} ${f})
+        list(APPEND bad "  ${rel}: ${line} (${folder}/ may include ${allowed_${folder}})\n")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(bad)
+  string(REPLACE ";" "" bad "${bad}")
+  message(FATAL_ERROR "includes against the direction in DESIGN.md:\n${bad}")
+endif()
+message(STATUS "include direction holds in ${count} library files")
