@@ -47,9 +47,9 @@ int run_demo(const DemoOptions& o) {
   std::vector<int64_t> y;
   make_spirals(o.points, gen, x, y);
   const float s1 = 1.0f / std::sqrt(2.0f), s2 = 1.0f / std::sqrt(static_cast<float>(o.hidden));
-  std::vector<Tensor> params = {
-      Tensor::normal({2, o.hidden}, 0.0f, 2.0f * s1, gen), Tensor::zeros({o.hidden}),
-      Tensor::normal({o.hidden, 3}, 0.0f, s2, gen), Tensor::zeros({3})};
+  std::vector<Tensor> params = {Tensor::normal({2, o.hidden}, 0.0f, 2.0f * s1, gen),
+                                Tensor::zeros({o.hidden}),
+                                Tensor::normal({o.hidden, 3}, 0.0f, s2, gen), Tensor::zeros({3})};
   for (Tensor& p : params) p.requires_grad_();
   std::printf("reel demo: %d points in 3 spirals, MLP 2-%d-3, SGD lr %.2f, %d threads, GEMM %s\n",
               3 * o.points, o.hidden, o.lr, cpu::num_threads(), cpu::gemm_isa());
@@ -69,8 +69,7 @@ int run_demo(const DemoOptions& o) {
     if (epoch == 1 || epoch % (o.epochs / 10 > 0 ? o.epochs / 10 : 1) == 0)
       std::printf("epoch %4d  loss %.4f\n", epoch, loss_value);
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   NoGradGuard no_grad;
   Tensor logits = matmul(tanh(matmul(x, params[0]) + params[1]), params[2]) + params[3];
   const std::vector<float> l = logits.to_vector();
@@ -81,10 +80,11 @@ int run_demo(const DemoOptions& o) {
       if (l[i * 3 + c] > l[i * 3 + best]) best = c;
     correct += best == y[i];
   }
-  std::printf("trained %d epochs in %.2f s (%.2f ms/step); loss %.4f -> %.4f; training accuracy "
-              "%.1f%% (chance 33.3%%)\n",
-              o.epochs, secs, 1e3 * secs / o.epochs, first_loss, loss_value,
-              100.0 * correct / static_cast<double>(y.size()));
+  std::printf(
+      "trained %d epochs in %.2f s (%.2f ms/step); loss %.4f -> %.4f; training accuracy "
+      "%.1f%% (chance 33.3%%)\n",
+      o.epochs, secs, 1e3 * secs / o.epochs, first_loss, loss_value,
+      100.0 * correct / static_cast<double>(y.size()));
   return 0;
 }
 
@@ -92,8 +92,9 @@ int run_demo(const DemoOptions& o) {
 
 Command add_demo(CLI::App& app) {
   auto opts = std::make_shared<DemoOptions>();
-  CLI::App* sub = app.add_subcommand("demo", "train a small classifier on spirals to show the "
-                                             "library working");
+  CLI::App* sub = app.add_subcommand("demo",
+                                     "train a small classifier on spirals to show the "
+                                     "library working");
   sub->add_option("--epochs", opts->epochs, "training steps (full batch)")
       ->check(CLI::Range(1, 1000000));
   sub->add_option("--points", opts->points, "points per class")->check(CLI::Range(1, 1000000));

@@ -234,8 +234,8 @@ std::size_t allocation_size_class(std::size_t bytes) {
 
 void* cpu_allocate(std::size_t bytes) {
   void* p = cpu_pool().allocate(bytes);
-  REEL_CHECK(p != nullptr || bytes == 0, "out of host memory: could not allocate " << bytes
-                                                                                   << " bytes");
+  REEL_CHECK(p != nullptr || bytes == 0,
+             "out of host memory: could not allocate " << bytes << " bytes");
   return p;
 }
 

@@ -31,13 +31,13 @@ struct Node {
   // Tensor where next[i] is inactive). Runs with grad mode off. The node is passed in so that
   // the function reads its saved tensors and shapes through it, never through a capture of
   // the node itself.
-  using Backward = std::function<std::vector<Tensor>(Node& self,
-                                                     const std::vector<Tensor>& grad_outputs)>;
+  using Backward =
+      std::function<std::vector<Tensor>(Node& self, const std::vector<Tensor>& grad_outputs)>;
 
   const char* name = "";
-  std::vector<Edge> next;             // one per input of the op, in the op's order
-  std::vector<Shape> input_shapes;    // checked against what backward returns
-  std::vector<Shape> output_shapes;   // one per output
+  std::vector<Edge> next;                          // one per input of the op, in the op's order
+  std::vector<Shape> input_shapes;                 // checked against what backward returns
+  std::vector<Shape> output_shapes;                // one per output
   std::vector<std::weak_ptr<TensorImpl>> outputs;  // for retain_grad(); weak, so no cycle
   Backward backward;
 

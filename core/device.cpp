@@ -35,8 +35,8 @@ void check_device_usable(const Device& device) {
   REEL_CHECK(n > 0, "device " << device.str()
                               << " requested, but CUDA is not available here (no GPU or no "
                                  "driver); use the cpu device");
-  REEL_CHECK(device.index < n, "device " << device.str() << " requested, but only " << n
-                                         << " CUDA device(s) exist");
+  REEL_CHECK(device.index < n,
+             "device " << device.str() << " requested, but only " << n << " CUDA device(s) exist");
 }
 
 }  // namespace reel

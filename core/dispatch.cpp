@@ -1,7 +1,7 @@
 #include "reel/core/dispatch.h"
 
-#include <cstdlib>
 #include <atomic>
+#include <cstdlib>
 #include <string>
 
 #include "reel/kernels/gemm.h"
@@ -55,9 +55,9 @@ void set_cuda_gemm_backend(const std::string& name) {
   g_backend.store(static_cast<int>(parse_backend(name)));
 }
 
-void device_gemm(const Device& device, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                 int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-                 int64_t ldb, float beta, float* C, int64_t ldc) {
+void device_gemm(const Device& device, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                 float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                 float* C, int64_t ldc) {
   if (device.is_cpu()) {
     cpu::gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
@@ -72,8 +72,8 @@ void device_gemm(const Device& device, bool trans_a, bool trans_b, int64_t M, in
   }
 #endif
   // The first four backends are the ladder's rungs, in gemm_variants() order.
-  cuda::gemm_variant_at(static_cast<int>(b), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
-                        beta, C, ldc, stream);
+  cuda::gemm_variant_at(static_cast<int>(b), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
+                        C, ldc, stream);
 #else
   throw Error("matmul: this build of reel has no CUDA kernels");
 #endif

@@ -7,14 +7,14 @@
 #include "reel/kernels/cuda/runtime.h"
 
 #if defined(REEL_WITH_CUDA)
-#define REEL_KERNEL(device, fn, ...)                                   \
-  ((device).is_cpu() ? ::reel::cpu::fn(__VA_ARGS__)                   \
+#define REEL_KERNEL(device, fn, ...)                \
+  ((device).is_cpu() ? ::reel::cpu::fn(__VA_ARGS__) \
                      : ::reel::cuda::fn(__VA_ARGS__, ::reel::cuda::stream_for((device).index)))
 #else
-#define REEL_KERNEL(device, fn, ...)                                   \
-  ((device).is_cpu() ? ::reel::cpu::fn(__VA_ARGS__)                   \
-                     : throw ::reel::Error(std::string(#fn) +          \
-                                           ": this build of reel has no CUDA kernels"))
+#define REEL_KERNEL(device, fn, ...)  \
+  ((device).is_cpu()                  \
+       ? ::reel::cpu::fn(__VA_ARGS__) \
+       : throw ::reel::Error(std::string(#fn) + ": this build of reel has no CUDA kernels"))
 #endif
 
 namespace reel {
@@ -25,8 +25,8 @@ std::string cuda_gemm_backend();
 void set_cuda_gemm_backend(const std::string& name);
 
 // C = alpha op(A) op(B) + beta C on `device` (contract of kernels/gemm.h).
-void device_gemm(const Device& device, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                 int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-                 int64_t ldb, float beta, float* C, int64_t ldc);
+void device_gemm(const Device& device, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                 float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                 float* C, int64_t ldc);
 
 }  // namespace reel

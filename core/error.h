@@ -8,11 +8,11 @@
 
 // REEL_CHECK(cond, "matmul: " << shape_str(a) << " ...") throws reel::Error with the streamed
 // message when cond is false.
-#define REEL_CHECK(cond, ...)                 \
-  do {                                        \
-    if (!(cond)) {                            \
-      std::ostringstream reel_check_os_;      \
-      reel_check_os_ << __VA_ARGS__;          \
+#define REEL_CHECK(cond, ...)                    \
+  do {                                           \
+    if (!(cond)) {                               \
+      std::ostringstream reel_check_os_;         \
+      reel_check_os_ << __VA_ARGS__;             \
       throw ::reel::Error(reel_check_os_.str()); \
-    }                                         \
+    }                                            \
   } while (0)

@@ -31,7 +31,8 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
                "gradcheck: input " << i << " must be a leaf");
     any = any || inputs[i].requires_grad();
   }
-  REEL_CHECK(any, "gradcheck: no input requires grad; call requires_grad_() on the inputs to check");
+  REEL_CHECK(any,
+             "gradcheck: no input requires grad; call requires_grad_() on the inputs to check");
 
   // Analytic: d/dx sum(fn(x) * R) by autograd, with R fixed.
   std::vector<Tensor> saved_grads;
@@ -41,8 +42,9 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
   }
   Tensor out = fn(inputs);
   REEL_CHECK(out.defined(), "gradcheck: the function returned an undefined tensor");
-  REEL_CHECK(out.requires_grad(), "gradcheck: the output does not depend on any input that "
-                                  "requires grad");
+  REEL_CHECK(out.requires_grad(),
+             "gradcheck: the output does not depend on any input that "
+             "requires grad");
   Generator gen(options.seed);
   Tensor r = Tensor::normal(out.shape(), 0.0f, 1.0f, gen);
   const std::vector<float> rv = r.to_vector();
@@ -86,8 +88,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
     res.ok = res.ok && !failed;
     report << "input " << i << " " << shape_str(x.shape()) << ": max abs error "
            << res.max_abs_error[i] << ", max rel error " << res.max_rel_error[i]
-           << (failed ? " FAILED\n" : " ok\n")
-           << first_failure;
+           << (failed ? " FAILED\n" : " ok\n") << first_failure;
   }
   for (size_t i = 0; i < inputs.size(); ++i) inputs[i].set_grad(saved_grads[i]);
   res.report = report.str();

@@ -11,10 +11,10 @@
 namespace reel {
 
 struct GradcheckOptions {
-  float eps = 1e-3f;    // finite-difference step
-  double atol = 5e-3;   // element passes when |analytic - numeric| <= atol + rtol * |numeric|
+  float eps = 1e-3f;   // finite-difference step
+  double atol = 5e-3;  // element passes when |analytic - numeric| <= atol + rtol * |numeric|
   double rtol = 1e-2;
-  uint64_t seed = 0;    // for the random projection of a non-scalar output
+  uint64_t seed = 0;  // for the random projection of a non-scalar output
 };
 
 struct GradcheckResult {

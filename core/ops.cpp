@@ -98,8 +98,8 @@ Tensor binary(math::Binary op, const char* name, const Tensor& a, const Tensor& 
   Tensor out = Tensor::empty(out_shape, dev);
   const Shape sa = broadcast_strides(a.shape(), out_shape);
   const Shape sb = broadcast_strides(b.shape(), out_shape);
-  REEL_KERNEL(dev, binary_forward, op, a.data(), sa.data(), b.data(), sb.data(), out.data(), out_shape.data(),
-                      static_cast<int>(out_shape.size()));
+  REEL_KERNEL(dev, binary_forward, op, a.data(), sa.data(), b.data(), sb.data(), out.data(),
+              out_shape.data(), static_cast<int>(out_shape.size()));
   if (any_requires_grad({&a, &b})) {
     auto node = record(name, out, {a, b});
     const bool saves = op == math::Binary::Mul || op == math::Binary::Div;
@@ -125,8 +125,8 @@ Tensor binary(math::Binary op, const char* name, const Tensor& a, const Tensor& 
           const Shape zero(out_shape.size(), 0);
           const Shape& pas = as.defined() ? sa : zero;
           const Shape& pbs = bs.defined() ? sb : zero;
-          REEL_KERNEL(g.device(), binary_backward, op, side, g.data(), gs.data(), pa, pas.data(), pb, pbs.data(),
-                               full.data(), out_shape.data(), nd);
+          REEL_KERNEL(g.device(), binary_backward, op, side, g.data(), gs.data(), pa, pas.data(),
+                      pb, pbs.data(), full.data(), out_shape.data(), nd);
         }
         grads[side] = sum_to(full, target);
       }
@@ -137,13 +137,13 @@ Tensor binary(math::Binary op, const char* name, const Tensor& a, const Tensor& 
 }
 
 // C[b]: [M, N] (+)= op(A[b]) op(B[b]) for b < batch; a stride of 0 reuses one matrix.
-void batched_gemm(const Device& dev, bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K,
-                  const float* A, int64_t strideA, const float* B, int64_t strideB, float beta,
-                  float* C, int64_t strideC) {
+void batched_gemm(const Device& dev, bool ta, bool tb, int64_t batch, int64_t M, int64_t N,
+                  int64_t K, const float* A, int64_t strideA, const float* B, int64_t strideB,
+                  float beta, float* C, int64_t strideC) {
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   for (int64_t i = 0; i < batch; ++i)
     device_gemm(dev, ta, tb, M, N, K, 1.0f, A + i * strideA, lda, B + i * strideB, ldb,
-              strideC == 0 && i > 0 ? 1.0f : beta, C + i * strideC, N);
+                strideC == 0 && i > 0 ? 1.0f : beta, C + i * strideC, N);
 }
 
 std::vector<int64_t> normalise_dims(const char* op, const std::vector<int64_t>& dims,
@@ -199,10 +199,10 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   for (size_t i = 0; i < n; ++i) {
     const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    REEL_CHECK(da == db || da == 1 || db == 1,
-               op << ": shapes " << shape_str(a) << " and " << shape_str(b)
-                  << " do not broadcast (dimension " << i << ": " << da << " vs " << db
-                  << "; expected equal extents or 1)");
+    REEL_CHECK(da == db || da == 1 || db == 1, op << ": shapes " << shape_str(a) << " and "
+                                                  << shape_str(b) << " do not broadcast (dimension "
+                                                  << i << ": " << da << " vs " << db
+                                                  << "; expected equal extents or 1)");
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -232,16 +232,17 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                                   << " (expected a.size(-1) == b.size(-2), got " << K << " and "
                                   << b.size(-2) << ")");
   const int64_t ba = ra == 3 ? a.size(0) : 1, bb = rb == 3 ? b.size(0) : 1;
-  REEL_CHECK(ra != 3 || rb != 3 || ba == bb,
-             "matmul: batch sizes differ: " << shape_str(a.shape()) << " @ "
-                                            << shape_str(b.shape()));
+  REEL_CHECK(
+      ra != 3 || rb != 3 || ba == bb,
+      "matmul: batch sizes differ: " << shape_str(a.shape()) << " @ " << shape_str(b.shape()));
   // The batch of the 3-D operand (a 2-D one is shared by every batch; the batch may be 0).
   const int64_t batch = ra == 3 ? ba : (rb == 3 ? bb : 1);
   Shape out_shape = (ra == 3 || rb == 3) ? Shape{batch, M, N} : Shape{M, N};
   Tensor out = Tensor::empty(out_shape, dev);
   const int64_t sA = ra == 3 ? M * K : 0, sB = rb == 3 ? K * N : 0;
   if (ra == 3 && rb == 2) {  // [B*M, K] @ [K, N] as one GEMM
-    batched_gemm(dev, false, false, 1, batch * M, N, K, a.data(), 0, b.data(), 0, 0.0f, out.data(), 0);
+    batched_gemm(dev, false, false, 1, batch * M, N, K, a.data(), 0, b.data(), 0, 0.0f, out.data(),
+                 0);
   } else {
     batched_gemm(dev, false, false, batch, M, N, K, a.data(), sA, b.data(), sB, 0.0f, out.data(),
                  M * N);
@@ -261,8 +262,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
           batched_gemm(g.device(), false, true, 1, batch * M, K, N, g.data(), 0, bs.data(), 0, 0.0f,
                        da.data(), 0);
         else
-          batched_gemm(g.device(), false, true, batch, M, K, N, g.data(), M * N, bs.data(), sB, 0.0f,
-                       da.data(), sA);
+          batched_gemm(g.device(), false, true, batch, M, K, N, g.data(), M * N, bs.data(), sB,
+                       0.0f, da.data(), sA);
         grads[0] = da;
       }
       if (self.needs_grad(1)) {  // dB = A^T @ g
@@ -271,8 +272,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
           batched_gemm(g.device(), true, false, 1, K, N, batch * M, as.data(), 0, g.data(), 0, 0.0f,
                        db.data(), 0);
         else
-          batched_gemm(g.device(), true, false, batch, K, N, M, as.data(), sA, g.data(), M * N, 0.0f,
-                       db.data(), sB);
+          batched_gemm(g.device(), true, false, batch, K, N, M, as.data(), sA, g.data(), M * N,
+                       0.0f, db.data(), sB);
         grads[1] = db;
       }
       return grads;
@@ -285,8 +286,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   std::vector<const Tensor*> ins{&x, &weight};
   if (bias.defined()) ins.push_back(&bias);
   const Device dev = common_device("linear", ins);
-  REEL_CHECK(weight.dim() == 2, "linear: expected a weight of shape [out, in], got "
-                                    << shape_str(weight.shape()));
+  REEL_CHECK(weight.dim() == 2,
+             "linear: expected a weight of shape [out, in], got " << shape_str(weight.shape()));
   const int64_t out_f = weight.size(0), in_f = weight.size(1);
   REEL_CHECK(x.dim() >= 1 && x.size(-1) == in_f,
              "linear: input " << shape_str(x.shape()) << " does not match weight "
@@ -320,15 +321,15 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       if (self.needs_grad(0)) {  // dx: [rows, in] = g @ weight
         const Tensor w = self.saved(1);
         Tensor dx = Tensor::empty(self.input_shapes[0], g.device());
-        device_gemm(g.device(), false, false, n_rows, in_f, out_f, 1.0f, g.data(), out_f,
-                    w.data(), in_f, 0.0f, dx.data(), in_f);
+        device_gemm(g.device(), false, false, n_rows, in_f, out_f, 1.0f, g.data(), out_f, w.data(),
+                    in_f, 0.0f, dx.data(), in_f);
         grads[0] = dx;
       }
       if (self.needs_grad(1)) {  // dweight: [out, in] = g^T @ x, the sum over rows in the GEMM
         const Tensor xs = self.saved(0);
         Tensor dw = Tensor::empty(self.input_shapes[1], g.device());
-        device_gemm(g.device(), true, false, out_f, in_f, n_rows, 1.0f, g.data(), out_f,
-                    xs.data(), in_f, 0.0f, dw.data(), in_f);
+        device_gemm(g.device(), true, false, out_f, in_f, n_rows, 1.0f, g.data(), out_f, xs.data(),
+                    in_f, 0.0f, dw.data(), in_f);
         grads[1] = dw;
       }
       if (self.needs_grad(2))  // dbias: [out], the sum of g's rows
@@ -360,8 +361,8 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   }
   Tensor out = Tensor::empty(out_shape, dev);
   const Shape os = contiguous_strides(out_shape);
-  REEL_KERNEL(dev, strided_copy, x.data(), in_strides.data(), out.data(), os.data(), out_shape.data(),
-                    static_cast<int>(r));
+  REEL_KERNEL(dev, strided_copy, x.data(), in_strides.data(), out.data(), os.data(),
+              out_shape.data(), static_cast<int>(r));
   if (any_requires_grad({&x})) {
     auto node = record("permute", out, {x});
     std::vector<int64_t> inverse(r);
@@ -398,10 +399,10 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
                                           << " elements) to " << shape_str(shape));
     target[infer] = x.numel() / known;
   }
-  REEL_CHECK(shape_numel(target) == x.numel(),
-             "reshape: cannot reshape " << shape_str(x.shape()) << " (" << x.numel()
-                                        << " elements) to " << shape_str(shape) << " ("
-                                        << shape_numel(target) << " elements)");
+  REEL_CHECK(shape_numel(target) == x.numel(), "reshape: cannot reshape "
+                                                   << shape_str(x.shape()) << " (" << x.numel()
+                                                   << " elements) to " << shape_str(shape) << " ("
+                                                   << shape_numel(target) << " elements)");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = x.impl()->storage;
   impl->shape = target;
@@ -426,7 +427,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   const Shape in_strides = broadcast_strides(x.shape(), shape);
   const Shape os = contiguous_strides(shape);
   REEL_KERNEL(dev, strided_copy, x.data(), in_strides.data(), out.data(), os.data(), shape.data(),
-                    static_cast<int>(shape.size()));
+              static_cast<int>(shape.size()));
   if (any_requires_grad({&x})) {
     auto node = record("expand", out, {x});
     const Shape in_shape = x.shape();
@@ -443,7 +444,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   Tensor out = Tensor::zeros(shape, dev);
   // Output strides over x's dimensions: 0 where shape broadcasts.
   const Shape os = broadcast_strides(shape, x.shape());
-  REEL_KERNEL(dev, sum_reduce, x.data(), x.shape().data(), static_cast<int>(x.dim()), out.data(), os.data());
+  REEL_KERNEL(dev, sum_reduce, x.data(), x.shape().data(), static_cast<int>(x.dim()), out.data(),
+              os.data());
   if (any_requires_grad({&x})) {
     auto node = record("sum_to", out, {x});
     const Shape in_shape = x.shape();
@@ -469,8 +471,8 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   int64_t count = 1;
   for (int64_t d : normalise_dims("mean", dims, x.dim())) count *= x.shape()[d];
   // count == 0 gives NaN, as PyTorch's mean of nothing.
-  const float inv = count > 0 ? 1.0f / static_cast<float>(count)
-                              : std::numeric_limits<float>::quiet_NaN();
+  const float inv =
+      count > 0 ? 1.0f / static_cast<float>(count) : std::numeric_limits<float>::quiet_NaN();
   return sum(x, dims, keepdim) * inv;
 }
 
@@ -480,8 +482,8 @@ Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, t
 Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets,
                      float label_smoothing, int64_t ignore_index) {
   const Device dev = common_device("cross_entropy", {&logits});
-  REEL_CHECK(logits.dim() == 2, "cross_entropy: expected logits of shape [N, C], got "
-                                    << shape_str(logits.shape()));
+  REEL_CHECK(logits.dim() == 2,
+             "cross_entropy: expected logits of shape [N, C], got " << shape_str(logits.shape()));
   const int64_t N = logits.size(0), C = logits.size(1);
   REEL_CHECK(C > 0, "cross_entropy: logits " << shape_str(logits.shape())
                                              << " have no classes (expected C >= 1)");
@@ -492,9 +494,8 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets,
              "cross_entropy: label_smoothing " << label_smoothing << " is outside [0, 1]");
   for (int64_t i = 0; i < N; ++i)
     REEL_CHECK(targets[i] == ignore_index || (targets[i] >= 0 && targets[i] < C),
-               "cross_entropy: target " << targets[i] << " at row " << i
-                                        << " is out of range for " << C
-                                        << " classes (expected 0 to " << C - 1
+               "cross_entropy: target " << targets[i] << " at row " << i << " is out of range for "
+                                        << C << " classes (expected 0 to " << C - 1
                                         << " or ignore_index " << ignore_index << ")");
   int64_t count = 0;
   for (int64_t t : targets) count += t != ignore_index;
@@ -523,14 +524,14 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets,
       target_buf = std::make_shared<Buffer>(static_cast<std::size_t>(N) * sizeof(int64_t), dev);
       std::copy(targets.begin(), targets.end(), static_cast<int64_t*>(target_buf->data()));
     }
-    node->backward = [target_buf, N, C, label_smoothing, ignore_index, count](
-                         Node& self, const Grads& g_out) {
+    node->backward = [target_buf, N, C, label_smoothing, ignore_index, count](Node& self,
+                                                                              const Grads& g_out) {
       const Tensor& g = g_out[0];
       const Tensor log_probs = self.saved(0);
       Tensor dx = Tensor::empty({N, C}, g.device());
       REEL_KERNEL(g.device(), cross_entropy_backward, g.data(), log_probs.data(),
-                  static_cast<const int64_t*>(target_buf->data()), dx.data(), N, C,
-                  label_smoothing, ignore_index, count);
+                  static_cast<const int64_t*>(target_buf->data()), dx.data(), N, C, label_smoothing,
+                  ignore_index, count);
       return Grads{dx};
     };
   }
@@ -553,8 +554,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
     for (size_t k = 0; ok && k < s.size(); ++k)
       ok = static_cast<int64_t>(k) == d || s[k] == first.shape()[k];
     REEL_CHECK(ok, "concat: input " << i << " has shape " << shape_str(s) << ", expected "
-                                    << shape_str(first.shape()) << " in every dimension but "
-                                    << d);
+                                    << shape_str(first.shape()) << " in every dimension but " << d);
     out_shape[d] += s[d];
   }
   Tensor out = Tensor::empty(out_shape, dev);
@@ -566,7 +566,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
     const Shape is = contiguous_strides(t.shape());
     if (t.numel() > 0)
       REEL_KERNEL(dev, strided_copy, t.data(), is.data(), out.data() + off * os[d], os.data(),
-                        t.shape().data(), static_cast<int>(t.dim()));
+                  t.shape().data(), static_cast<int>(t.dim()));
     off += t.shape()[d];
   }
   if (any_requires_grad(tensors)) {
@@ -608,8 +608,9 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   const int64_t s0 = start < 0 ? start + n : start, e0 = end < 0 ? end + n : end;
   REEL_CHECK(s0 >= 0 && s0 <= n && e0 >= 0 && e0 <= n && s0 <= e0,
              "slice: range [" << start << ", " << end << ") is out of range for dimension " << d
-                              << " of " << shape_str(x.shape()) << " (expected 0 <= start <= end <= "
-                              << n << ", negatives counting from the end)");
+                              << " of " << shape_str(x.shape())
+                              << " (expected 0 <= start <= end <= " << n
+                              << ", negatives counting from the end)");
   Shape out_shape = x.shape();
   out_shape[d] = e0 == s0 ? 0 : (e0 - s0 - 1) / step + 1;
   Shape in_strides = contiguous_strides(x.shape());
@@ -619,7 +620,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   const Shape os = contiguous_strides(out_shape);
   if (out.numel() > 0)
     REEL_KERNEL(dev, strided_copy, x.data() + base, in_strides.data(), out.data(), os.data(),
-                      out_shape.data(), static_cast<int>(out_shape.size()));
+                out_shape.data(), static_cast<int>(out_shape.size()));
   if (any_requires_grad({&x})) {
     auto node = record("slice", out, {x});
     const Shape in_shape = x.shape();

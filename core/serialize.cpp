@@ -83,12 +83,13 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
   json header = json::object();
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    REEL_CHECK(t.defined(), "save_safetensors " << path << ": tensor '" << name
-                                                << "' is undefined");
-    REEL_CHECK(name != "__metadata__", "save_safetensors " << path
-                                                           << ": '__metadata__' is reserved");
+    REEL_CHECK(t.defined(),
+               "save_safetensors " << path << ": tensor '" << name << "' is undefined");
+    REEL_CHECK(name != "__metadata__",
+               "save_safetensors " << path << ": '__metadata__' is reserved");
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * 4;
-    header[name] = {{"dtype", "F32"}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
+    header[name] = {
+        {"dtype", "F32"}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -151,7 +152,8 @@ TensorMap load_safetensors(const std::string& path, Device device,
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") {
       if (metadata && info.is_object())
-        for (const auto& [k, v] : info.items()) (*metadata)[k] = v.is_string() ? v.get<std::string>() : v.dump();
+        for (const auto& [k, v] : info.items())
+          (*metadata)[k] = v.is_string() ? v.get<std::string>() : v.dump();
       continue;
     }
     try {
@@ -167,21 +169,21 @@ TensorMap load_safetensors(const std::string& path, Device device,
       const uint64_t count = static_cast<uint64_t>(shape_numel(shape));
       REEL_CHECK(offs.size() == 2 && offs[0] <= offs[1] && offs[1] <= data_size &&
                      offs[1] - offs[0] == count * es,
-                 "load_safetensors: " << path << ": tensor '" << name << "' "
-                                      << shape_str(shape) << " " << dtype
+                 "load_safetensors: " << path << ": tensor '" << name << "' " << shape_str(shape)
+                                      << " " << dtype
                                       << " has data_offsets outside the file or of the wrong "
                                          "size (truncated file?)");
       buf.resize(offs[1] - offs[0]);
       in.seekg(static_cast<std::streamoff>(8 + n + offs[0]));
       in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      REEL_CHECK(in.good(), "load_safetensors: " << path << ": reading tensor '" << name
-                                                 << "' failed");
+      REEL_CHECK(in.good(),
+                 "load_safetensors: " << path << ": reading tensor '" << name << "' failed");
       std::vector<float> v(count);
       for (uint64_t i = 0; i < count; ++i) v[i] = element(dtype, buf.data() + i * es);
       out[name] = Tensor::from_vector(v, shape, device);
     } catch (const json::exception& e) {
-      throw Error("load_safetensors: " + path + ": entry '" + name + "' is malformed (" +
-                  e.what() + ")");
+      throw Error("load_safetensors: " + path + ": entry '" + name + "' is malformed (" + e.what() +
+                  ")");
     }
   }
   return out;

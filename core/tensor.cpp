@@ -54,8 +54,7 @@ Storage::~Storage() {
 void check_shape(const char* op, const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
-    REEL_CHECK(d >= 0, op << ": invalid shape " << shape_str(shape)
-                          << " (extents must be >= 0)");
+    REEL_CHECK(d >= 0, op << ": invalid shape " << shape_str(shape) << " (extents must be >= 0)");
     const bool overflow = __builtin_mul_overflow(n, d, &n);
     REEL_CHECK(!overflow && n <= std::numeric_limits<int64_t>::max() / 8,
                op << ": shape " << shape_str(shape) << " has too many elements to address");
@@ -101,8 +100,9 @@ Tensor Tensor::empty(const Shape& shape, Device device) {
 
 Tensor Tensor::empty_pinned(const Shape& shape) {
   check_shape("empty_pinned", shape);
-  REEL_CHECK(cuda::available(), "empty_pinned: pinned memory needs a CUDA device, and none is "
-                                "available here");
+  REEL_CHECK(cuda::available(),
+             "empty_pinned: pinned memory needs a CUDA device, and none is "
+             "available here");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(shape_numel(shape), Device::cpu(), true);
   impl->shape = shape;
@@ -113,8 +113,8 @@ bool Tensor::is_pinned() const { return defined() && impl_->storage->pinned; }
 
 Tensor Tensor::pin_memory() const {
   REEL_CHECK(defined(), "pin_memory: called on an undefined tensor");
-  REEL_CHECK(device().is_cpu(), "pin_memory: the tensor is on " << device().str()
-                                                                << ", expected cpu");
+  REEL_CHECK(device().is_cpu(),
+             "pin_memory: the tensor is on " << device().str() << ", expected cpu");
   if (is_pinned()) return *this;
   Tensor out = empty_pinned(shape());
   NoGradGuard guard;
@@ -136,8 +136,8 @@ Tensor Tensor::scalar(float value, Device device) { return full({}, value, devic
 
 Tensor Tensor::arange(float start, float end, float step, Device device) {
   REEL_CHECK(step != 0.0f && std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
-             "arange: expected finite start, end and a non-zero step, got start " << start
-                 << ", end " << end << ", step " << step);
+             "arange: expected finite start, end and a non-zero step, got start "
+                 << start << ", end " << end << ", step " << step);
   const double span = (static_cast<double>(end) - start) / step;
   REEL_CHECK(span < 0x1p62, "arange: " << span << " values from start " << start << " to end "
                                        << end << " in steps of " << step << " are too many");
@@ -337,9 +337,10 @@ void Tensor::backward(const Tensor& g, bool retain_graph) const {
                                   << " does not require grad and has no grad_fn");
   Tensor seed = g;
   if (!seed.defined()) {
-    REEL_CHECK(numel() == 1, "backward: a gradient can be created implicitly only for a "
-                             "one-element output, got shape "
-                                 << shape_str(shape()) << "; pass grad explicitly");
+    REEL_CHECK(numel() == 1,
+               "backward: a gradient can be created implicitly only for a "
+               "one-element output, got shape "
+                   << shape_str(shape()) << "; pass grad explicitly");
     seed = full(shape(), 1.0f, device());
   }
   REEL_CHECK(seed.shape() == shape() && seed.device() == device(),
@@ -385,10 +386,10 @@ Tensor& Tensor::fill_(float value) {
 Tensor& Tensor::add_(const Tensor& other, float alpha) {
   check_in_place("add_", *this);
   REEL_CHECK(other.defined() && other.shape() == shape() && other.device() == device(),
-             "add_: expected a tensor of shape " << shape_str(shape()) << " on "
-                                                 << device().str() << ", got "
-                                                 << (other.defined() ? shape_str(other.shape()) + " on " + other.device().str()
-                                                                     : std::string("an undefined tensor")));
+             "add_: expected a tensor of shape "
+                 << shape_str(shape()) << " on " << device().str() << ", got "
+                 << (other.defined() ? shape_str(other.shape()) + " on " + other.device().str()
+                                     : std::string("an undefined tensor")));
   REEL_KERNEL(device(), axpy, alpha, other.data(), data(), numel());
   return *this;
 }

@@ -234,10 +234,9 @@ Dataset load_kinetics(const std::string& root, const std::string& csv, const std
   CaseResolver resolver;
   for (size_t i = 1; i < lines.size(); ++i) {
     if (lines[i].empty()) continue;
-    REEL_CHECK(
-        split_csv(lines[i], f) && f.size() >= header_fields,
-        csv << ":" << i + 1 << ": expected " << header_fields << " fields, got '" << lines[i]
-            << "'");
+    REEL_CHECK(split_csv(lines[i], f) && f.size() >= header_fields,
+               csv << ":" << i + 1 << ": expected " << header_fields << " fields, got '" << lines[i]
+                   << "'");
     const std::string& label = f[col["label"]];
     int64_t t0 = 0, t1 = 0;
     REEL_CHECK(!label.empty() && !f[col["youtube_id"]].empty() &&

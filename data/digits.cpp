@@ -236,8 +236,8 @@ DigitsWritten write_moving_digits(const DigitImages& digits, const std::string& 
         vw.write(bgr);
       }
       vw.release();
-      REEL_CHECK(fs::file_size(path, ec) > 0 && !ec, "digits: writing the video '" << path
-                                                                                 << "' failed");
+      REEL_CHECK(fs::file_size(path, ec) > 0 && !ec,
+                 "digits: writing the video '" << path << "' failed");
       list += name;
       if (!is_test) list += " " + std::to_string(clips.labels[k] + 1);
       list += "\n";

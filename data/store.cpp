@@ -130,13 +130,12 @@ std::shared_ptr<Store> Store::open(const std::string& path) {
     v.path = r.str();
     // Frames of at most 65535 x 65535 keep frame_bytes far from overflow; the span check
     // divides instead of adding, so a damaged offset cannot wrap around either.
-    const bool sizes_ok = v.frames > 0 && v.height > 0 && v.width > 0 && v.height <= 65535 &&
-                          v.width <= 65535;
+    const bool sizes_ok =
+        v.frames > 0 && v.height > 0 && v.width > 0 && v.height <= 65535 && v.width <= 65535;
     const uint64_t frame_bytes = sizes_ok ? static_cast<uint64_t>(v.height) * v.width * 3 : 1;
     REEL_CHECK(sizes_ok && v.offset >= kHeaderBytes && v.offset <= index_offset &&
                    static_cast<uint64_t>(v.frames) <= (index_offset - v.offset) / frame_bytes &&
-                   v.label >= 0 &&
-                   v.label < static_cast<int64_t>(nc),
+                   v.label >= 0 && v.label < static_cast<int64_t>(nc),
                "store '" << path << "': video " << i << " has a bad index entry");
     s->videos_.push_back(std::move(v));
   }
@@ -328,8 +327,8 @@ PrepareSummary prepare_store(const Dataset& ds, const std::string& out, const Pr
   } catch (const std::system_error& e) {
     stop = true;
     for (auto& t : threads) t.join();
-    throw Error("prepare: cannot start " + std::to_string(workers) + " worker threads (--workers): " +
-                e.what());
+    throw Error("prepare: cannot start " + std::to_string(workers) +
+                " worker threads (--workers): " + e.what());
   }
   work();
   for (auto& t : threads) t.join();

@@ -18,6 +18,5 @@ void strided_copy(const float* in, const int64_t* in_strides, float* out,
 namespace reel::cuda {
 // in, out: device pointers; in_strides, out_strides, shape: host arrays of ndim.
 void strided_copy(const float* in, const int64_t* in_strides, float* out,
-                  const int64_t* out_strides, const int64_t* shape, int ndim,
-                  cudaStream_t stream);
+                  const int64_t* out_strides, const int64_t* shape, int ndim, cudaStream_t stream);
 }  // namespace reel::cuda

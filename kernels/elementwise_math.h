@@ -18,12 +18,18 @@ REEL_HD float sigmoid(float x) {
 
 REEL_HD float unary_forward(Unary op, float x) {
   switch (op) {
-    case Unary::Neg: return -x;
-    case Unary::Exp: return expf(x);
-    case Unary::Log: return logf(x);
-    case Unary::Tanh: return tanhf(x);
-    case Unary::Sigmoid: return sigmoid(x);
-    case Unary::Relu: return x > 0.0f ? x : 0.0f;
+    case Unary::Neg:
+      return -x;
+    case Unary::Exp:
+      return expf(x);
+    case Unary::Log:
+      return logf(x);
+    case Unary::Tanh:
+      return tanhf(x);
+    case Unary::Sigmoid:
+      return sigmoid(x);
+    case Unary::Relu:
+      return x > 0.0f ? x : 0.0f;
   }
   return 0.0f;
 }
@@ -31,22 +37,32 @@ REEL_HD float unary_forward(Unary op, float x) {
 // d(loss)/dx given g = d(loss)/dy, the input x and the output y = f(x).
 REEL_HD float unary_backward(Unary op, float g, float x, float y) {
   switch (op) {
-    case Unary::Neg: return -g;
-    case Unary::Exp: return g * y;
-    case Unary::Log: return g / x;
-    case Unary::Tanh: return g * (1.0f - y * y);
-    case Unary::Sigmoid: return g * y * (1.0f - y);
-    case Unary::Relu: return x > 0.0f ? g : 0.0f;  // PyTorch: gradient 0 at x == 0
+    case Unary::Neg:
+      return -g;
+    case Unary::Exp:
+      return g * y;
+    case Unary::Log:
+      return g / x;
+    case Unary::Tanh:
+      return g * (1.0f - y * y);
+    case Unary::Sigmoid:
+      return g * y * (1.0f - y);
+    case Unary::Relu:
+      return x > 0.0f ? g : 0.0f;  // PyTorch: gradient 0 at x == 0
   }
   return 0.0f;
 }
 
 REEL_HD float binary_forward(Binary op, float a, float b) {
   switch (op) {
-    case Binary::Add: return a + b;
-    case Binary::Sub: return a - b;
-    case Binary::Mul: return a * b;
-    case Binary::Div: return a / b;
+    case Binary::Add:
+      return a + b;
+    case Binary::Sub:
+      return a - b;
+    case Binary::Mul:
+      return a * b;
+    case Binary::Div:
+      return a / b;
   }
   return 0.0f;
 }
@@ -55,18 +71,25 @@ REEL_HD float binary_forward(Binary op, float a, float b) {
 REEL_HD float binary_backward_a(Binary op, float g, float /*a*/, float b) {
   switch (op) {
     case Binary::Add:
-    case Binary::Sub: return g;
-    case Binary::Mul: return g * b;
-    case Binary::Div: return g / b;
+    case Binary::Sub:
+      return g;
+    case Binary::Mul:
+      return g * b;
+    case Binary::Div:
+      return g / b;
   }
   return 0.0f;
 }
 REEL_HD float binary_backward_b(Binary op, float g, float a, float b) {
   switch (op) {
-    case Binary::Add: return g;
-    case Binary::Sub: return -g;
-    case Binary::Mul: return g * a;
-    case Binary::Div: return -g * a / (b * b);
+    case Binary::Add:
+      return g;
+    case Binary::Sub:
+      return -g;
+    case Binary::Mul:
+      return g * a;
+    case Binary::Div:
+      return -g * a / (b * b);
   }
   return 0.0f;
 }

@@ -16,9 +16,8 @@ namespace reel::cpu {
 // M, N or K may be 0 (K == 0: C = beta * C).
 // alpha == 0 means A and B are not read (C = beta * C), as in BLAS.
 // Threads: reel::cpu::num_threads() (kernels/cpu/parallel.h), fewer for small products.
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-          int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // The micro-kernel chosen at run time on this CPU: "avx512", "avx2" or "generic".
 // REEL_GEMM_ISA=avx512|avx2|generic in the environment picks one (if this CPU has it).
@@ -40,14 +39,14 @@ namespace reel::cuda {
 
 // Same contract as reel::cpu::gemm; A, B, C are device pointers. Runs our fastest version
 // (regblock128).
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-          int64_t ldc, cudaStream_t stream);
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+          cudaStream_t stream);
 // One rung of the ladder by name: "naive", "tiled", "regblock64" or "regblock128" (throws
 // reel::Error on another name).
-void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                  int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-                  int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t stream);
+void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                  float* C, int64_t ldc, cudaStream_t stream);
 // The rung at `index` of gemm_variants() (0 naive, 1 tiled, 2 regblock64, 3 regblock128): the
 // same without a name to look up, for callers that chose once.
 void gemm_variant_at(int index, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,

@@ -37,4 +37,3 @@ int num_threads() {
 void set_num_threads(int n) { g_threads.store(n > 0 ? n : 0, std::memory_order_relaxed); }
 
 }  // namespace reel::cpu
-

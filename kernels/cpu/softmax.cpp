@@ -11,8 +11,7 @@ namespace {
 bool go_parallel(int64_t n) { return n >= kParallelMinElements && num_threads() > 1; }
 }  // namespace
 
-void softmax_forward(const float* x, float* y, int64_t outer, int64_t C, int64_t inner,
-                     bool log) {
+void softmax_forward(const float* x, float* y, int64_t outer, int64_t C, int64_t inner, bool log) {
   const int64_t lines = outer * inner;
 #pragma omp parallel for if (go_parallel(lines * C)) num_threads(num_threads()) schedule(static)
   for (int64_t l = 0; l < lines; ++l) {
@@ -25,7 +24,8 @@ void softmax_forward(const float* x, float* y, int64_t outer, int64_t C, int64_t
     for (int64_t c = 0; c < C; ++c) sum += std::exp(static_cast<double>(px[c * inner] - mx));
     if (log) {
       const float lsum = static_cast<float>(std::log(sum));
-      for (int64_t c = 0; c < C; ++c) py[c * inner] = math::log_softmax_value(px[c * inner], mx, lsum);
+      for (int64_t c = 0; c < C; ++c)
+        py[c * inner] = math::log_softmax_value(px[c * inner], mx, lsum);
     } else {
       const float fsum = static_cast<float>(sum);
       for (int64_t c = 0; c < C; ++c) py[c * inner] = math::softmax_value(px[c * inner], mx, fsum);

@@ -10,7 +10,8 @@ namespace {
 
 // x, y: [n]
 __global__ void unary_forward_kernel(math::Unary op, const float* x, float* y, int64_t n) {
-  for (int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = math::unary_forward(op, x[i]);
+  for (int64_t i = global_thread(); i < n; i += grid_threads())
+    y[i] = math::unary_forward(op, x[i]);
 }
 
 // g, x, y, dx: [n]; dx written
@@ -21,8 +22,8 @@ __global__ void unary_backward_kernel(math::Unary op, const float* g, const floa
 }
 
 // out: [n] contiguous over ix.shape; a, b through ix.strides[0], ix.strides[1]
-__global__ void binary_forward_kernel(math::Binary op, const float* a, const float* b,
-                                      float* out, int64_t n, NdIndexer<2> ix) {
+__global__ void binary_forward_kernel(math::Binary op, const float* a, const float* b, float* out,
+                                      int64_t n, NdIndexer<2> ix) {
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
     int64_t off[2];
     ix.offsets(i, off);
@@ -66,8 +67,8 @@ void unary_forward(math::Unary op, const float* x, float* y, int64_t n, cudaStre
 void unary_backward(math::Unary op, const float* g, const float* x, const float* y, float* dx,
                     int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  launch_kernel(unary_backward_kernel, grid_for(n), dim3(kThreadsPerBlock), 0, stream, op, g, x,
-                y, dx, n);
+  launch_kernel(unary_backward_kernel, grid_for(n), dim3(kThreadsPerBlock), 0, stream, op, g, x, y,
+                dx, n);
 }
 
 void binary_forward(math::Binary op, const float* a, const int64_t* a_strides, const float* b,
@@ -87,8 +88,8 @@ void binary_backward(math::Binary op, int side, const float* g, const int64_t* g
   const int64_t n = shape_product(shape, ndim);
   if (n == 0) return;
   const int64_t* strides[3] = {g_strides, a_strides, b_strides};
-  launch_kernel(binary_backward_kernel, grid_for(n), dim3(kThreadsPerBlock), 0, stream, op, side,
-                g, a, b, out, n, make_indexer<3>(shape, ndim, strides));
+  launch_kernel(binary_backward_kernel, grid_for(n), dim3(kThreadsPerBlock), 0, stream, op, side, g,
+                a, b, out, n, make_indexer<3>(shape, ndim, strides));
 }
 
 void fill(float* y, float value, int64_t n, cudaStream_t stream) {

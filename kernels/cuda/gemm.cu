@@ -62,7 +62,8 @@ __global__ void gemm_naive_kernel(GemmArgs p) {
   const int64_t m = tm * 16 + threadIdx.y;
   if (m >= p.M || n >= p.N) return;
   float acc = 0.0f;
-  for (int64_t k = 0; k < p.K; ++k) acc += load_a(p.A, p.lda, p.ta, m, k) * load_b(p.B, p.ldb, p.tb, k, n);
+  for (int64_t k = 0; k < p.K; ++k)
+    acc += load_a(p.A, p.lda, p.ta, m, k) * load_b(p.B, p.ldb, p.tb, k, n);
   store_c(p.C, p.ldc, m, n, p.alpha, acc, p.beta);
 }
 
@@ -179,17 +180,17 @@ void gemm_variant_at(int index, bool trans_a, bool trans_b, int64_t M, int64_t N
   if (index == 0)
     launch_kernel(gemm_naive_kernel, tile_grid(M, N, 16, 16), dim3(16, 16), 0, stream, p);
   else if (index == 1)
-    launch_kernel(gemm_tiled_kernel, tile_grid(M, N, kTile, kTile), dim3(kTile, kTile), 0,
-                  stream, p);
+    launch_kernel(gemm_tiled_kernel, tile_grid(M, N, kTile, kTile), dim3(kTile, kTile), 0, stream,
+                  p);
   else if (index == 2)
     launch_regblock<64, 64, 16, 4, 4>(p, stream);
   else
     launch_regblock<128, 128, 8, 8, 8>(p, stream);
 }
 
-void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                  int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-                  float beta, float* C, int64_t ldc, cudaStream_t stream) {
+void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                  float* C, int64_t ldc, cudaStream_t stream) {
   const std::string v = variant ? variant : "";
   for (int i = 0; kVariants[i]; ++i)
     if (v == kVariants[i]) {
@@ -200,9 +201,9 @@ void gemm_variant(const char* variant, bool trans_a, bool trans_b, int64_t M, in
               "' (expected naive, tiled, regblock64 or regblock128)");
 }
 
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-          int64_t ldc, cudaStream_t stream) {
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+          cudaStream_t stream) {
   gemm_variant_at(3, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, stream);
 }
 

@@ -21,7 +21,7 @@
 #else
 #include <cuda_runtime.h>
 #define REEL_UNROLL _Pragma("unroll")
-#define REEL_DYNAMIC_SMEM(T, name)                   \
+#define REEL_DYNAMIC_SMEM(T, name)                  \
   extern __shared__ unsigned char reel_dyn_smem_[]; \
   T* name = reinterpret_cast<T*>(reel_dyn_smem_)
 #endif
@@ -47,7 +47,10 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, std::size_t 
   (void)stream;
   emu::launch(grid, block, smem_bytes, [&] { kernel(static_cast<KArgs>(args)...); });
 #else
+  // clang-format reads a header as C++, where >>> would be split.
+  // clang-format off
   kernel<<<grid, block, smem_bytes, stream>>>(static_cast<KArgs>(std::forward<Args>(args))...);
+  // clang-format on
   REEL_CUDA_CHECK(cudaGetLastError());
 #endif
 }

@@ -11,12 +11,12 @@ namespace reel::cuda {
 namespace {
 
 struct ReducePlan {
-  int nk = 0, nr = 0;           // kept and reduced dimensions
-  int64_t kshape[kMaxDims];     // kept extents
-  int64_t k_in[kMaxDims];       // their input strides
-  int64_t k_out[kMaxDims];      // their output strides
-  int64_t rshape[kMaxDims];     // reduced extents
-  int64_t r_in[kMaxDims];       // their input strides
+  int nk = 0, nr = 0;        // kept and reduced dimensions
+  int64_t kshape[kMaxDims];  // kept extents
+  int64_t k_in[kMaxDims];    // their input strides
+  int64_t k_out[kMaxDims];   // their output strides
+  int64_t rshape[kMaxDims];  // reduced extents
+  int64_t r_in[kMaxDims];    // their input strides
 
   __device__ __forceinline__ void kept_offsets(int64_t o, int64_t* in_off, int64_t* out_off) const {
     *in_off = 0;
@@ -39,8 +39,8 @@ struct ReducePlan {
 };
 
 // in: input; out: += sums; n_out outputs of n_red elements each.
-__global__ void reduce_per_thread_kernel(const float* in, float* out, int64_t n_out,
-                                         int64_t n_red, ReducePlan p) {
+__global__ void reduce_per_thread_kernel(const float* in, float* out, int64_t n_out, int64_t n_red,
+                                         ReducePlan p) {
   for (int64_t o = global_thread(); o < n_out; o += grid_threads()) {
     int64_t in_off, out_off;
     p.kept_offsets(o, &in_off, &out_off);
@@ -50,14 +50,15 @@ __global__ void reduce_per_thread_kernel(const float* in, float* out, int64_t n_
   }
 }
 
-__global__ void reduce_per_block_kernel(const float* in, float* out, int64_t n_out,
-                                        int64_t n_red, ReducePlan p) {
+__global__ void reduce_per_block_kernel(const float* in, float* out, int64_t n_out, int64_t n_red,
+                                        ReducePlan p) {
   __shared__ float scratch[32];
   for (int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
     int64_t in_off, out_off;
     p.kept_offsets(o, &in_off, &out_off);
     float acc = 0.0f;
-    for (int64_t r = threadIdx.x; r < n_red; r += blockDim.x) acc += in[in_off + p.reduced_offset(r)];
+    for (int64_t r = threadIdx.x; r < n_red; r += blockDim.x)
+      acc += in[in_off + p.reduced_offset(r)];
     acc = block_reduce<false>(acc, scratch);
     if (threadIdx.x == 0) out[out_off] += acc;
   }
@@ -90,8 +91,8 @@ void sum_reduce(const float* in, const int64_t* shape, int ndim, float* out,
   const bool inner_reduced = ndim > 0 && out_strides[ndim - 1] == 0;
   if (inner_reduced && n_red >= 64) {
     const unsigned blocks = static_cast<unsigned>(n_out < 65535 * 16 ? n_out : 65535 * 16);
-    launch_kernel(reduce_per_block_kernel, dim3(blocks), dim3(kThreadsPerBlock), 0, stream, in,
-                  out, n_out, n_red, p);
+    launch_kernel(reduce_per_block_kernel, dim3(blocks), dim3(kThreadsPerBlock), 0, stream, in, out,
+                  n_out, n_red, p);
   } else {
     launch_kernel(reduce_per_thread_kernel, dim3(blocks_for(n_out, kThreadsPerBlock)),
                   dim3(kThreadsPerBlock), 0, stream, in, out, n_out, n_red, p);

@@ -119,8 +119,7 @@ void copy_device_to_host(int device, void* dst, const void* src, std::size_t byt
 
 void copy_device_to_device(int device, void* dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return;
-  REEL_CUDA_CHECK(
-      cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_for(device)));
+  REEL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_for(device)));
 }
 
 void* host_alloc_pinned(std::size_t bytes) {
@@ -135,8 +134,7 @@ void host_free_pinned(void* ptr) noexcept {
 
 void copy_host_to_device_async(int device, void* dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return;
-  REEL_CUDA_CHECK(
-      cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_for(device)));
+  REEL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_for(device)));
 }
 
 Event record_event(int device) {

@@ -98,8 +98,8 @@ void softmax_forward(const float* x, float* y, int64_t outer, int64_t C, int64_t
                      cudaStream_t stream) {
   const int64_t lines = outer * inner;
   if (lines == 0 || C == 0) return;
-  launch_kernel(softmax_forward_kernel, dim3(line_blocks(lines)), dim3(kThreadsPerBlock), 0,
-                stream, x, y, lines, C, inner, log);
+  launch_kernel(softmax_forward_kernel, dim3(line_blocks(lines)), dim3(kThreadsPerBlock), 0, stream,
+                x, y, lines, C, inner, log);
 }
 
 void softmax_backward(const float* g, const float* y, float* dx, int64_t outer, int64_t C,

@@ -45,8 +45,8 @@ void cublas_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
   // cuBLAS is column-major: a row-major C[M, N] is a column-major C^T[N, M], and
   // C^T = op(B)^T op(A)^T, so B goes first with the same transpose flags.
   REEL_CUDA_CHECK(cublasSgemm_64(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                   trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb,
-                                   A, lda, &beta, C, ldc));
+                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, A,
+                                 lda, &beta, C, ldc));
 }
 
 }  // namespace vendor

@@ -31,9 +31,9 @@ TEST_CASE("gradients accumulate until zero_grad") {
 TEST_CASE("fan-out and diamonds sum their gradients") {
   Tensor x = Tensor::from_vector({2}, {1});
   x.requires_grad_();
-  Tensor a = x * 3.0f;      // 3x
-  Tensor b = exp(x);        // e^x
-  Tensor y = a * b + a;     // 3x e^x + 3x -> 3 e^x + 3x e^x + 3
+  Tensor a = x * 3.0f;   // 3x
+  Tensor b = exp(x);     // e^x
+  Tensor y = a * b + a;  // 3x e^x + 3x -> 3 e^x + 3x e^x + 3
   y.sum().backward();
   const float e2 = std::exp(2.0f);
   check_values(x.grad(), {3 * e2 + 6 * e2 + 3}, 1e-5f);

@@ -15,16 +15,16 @@ Tensor fake_cuda_tensor() {
 }
 }  // namespace
 
-#define CHECK_ERROR(expr, ...)                                              \
-  do {                                                                      \
-    std::string msg_;                                                       \
-    try {                                                                   \
-      (void)(expr);                                                         \
-    } catch (const reel::Error& e) {                                        \
-      msg_ = e.what();                                                      \
-    }                                                                       \
-    INFO("message: " << msg_);                                              \
-    CHECK_FALSE(msg_.empty());                                              \
+#define CHECK_ERROR(expr, ...)                                                          \
+  do {                                                                                  \
+    std::string msg_;                                                                   \
+    try {                                                                               \
+      (void)(expr);                                                                     \
+    } catch (const reel::Error& e) {                                                    \
+      msg_ = e.what();                                                                  \
+    }                                                                                   \
+    INFO("message: " << msg_);                                                          \
+    CHECK_FALSE(msg_.empty());                                                          \
     for (const char* part : {__VA_ARGS__}) CHECK(msg_.find(part) != std::string::npos); \
   } while (0)
 
@@ -54,7 +54,8 @@ TEST_CASE("mismatched shapes") {
   CHECK_ERROR(w.add_(Tensor::ones({3})), "add_");
   CHECK_ERROR(Tensor::zeros({2, -1}), "invalid shape", "[2, -1]");
   // Sizes that would overflow the element count or the kernels' rank limit.
-  CHECK_ERROR(Tensor::zeros({(int64_t{1} << 62) + 1}), "[4611686018427387905]", "too many elements");
+  CHECK_ERROR(Tensor::zeros({(int64_t{1} << 62) + 1}), "[4611686018427387905]",
+              "too many elements");
   CHECK_ERROR(Tensor::ones({1 << 30, 1 << 30, 1 << 30}), "too many elements");
   CHECK_ERROR(Tensor::ones({4}).reshape({(int64_t{1} << 62) + 1, 4}), "reshape", "too many");
   CHECK_ERROR(expand(Tensor::ones({1}), Shape(17, 1)), "expand", "16 dimensions");
@@ -107,7 +108,7 @@ TEST_CASE("bad arguments to creation and gradcheck") {
   CHECK_ERROR(Tensor::uniform({2}, 1.0f, 0.0f, g), "uniform", "low");
   CHECK_ERROR(Tensor::normal({2}, 0.0f, -1.0f, g), "normal", "std");
   CHECK_ERROR(cross_entropy(Tensor::ones({1, 2}), {0}, 1.5f), "label_smoothing", "1.5");
-  CHECK_ERROR(gradcheck([](const std::vector<Tensor>& v) { return v[0] * 2.0f; },
-                        {Tensor::ones({2})}),
-              "gradcheck", "requires grad");
+  CHECK_ERROR(
+      gradcheck([](const std::vector<Tensor>& v) { return v[0] * 2.0f; }, {Tensor::ones({2})}),
+      "gradcheck", "requires grad");
 }

@@ -22,15 +22,15 @@ TEST_CASE("add, sub, mul, div broadcast like PyTorch") {
   check_values(A23 * A23, {1, 4, 9, 16, 25, 36});         // same shape
   check_values(A23 / 2.0f, {0.5f, 1, 1.5f, 2, 2.5f, 3});  // scalar
   check_values(1.0f - A23, {0, -1, -2, -3, -4, -5});
-  check_values(row / col, {10, 20, 30, 5, 10, 15});       // [3] with [2,1] -> [2,3]
+  check_values(row / col, {10, 20, 30, 5, 10, 15});  // [3] with [2,1] -> [2,3]
   CHECK((row / col).shape() == Shape{2, 3});
   CHECK(broadcast_shapes({4, 1, 3}, {2, 1}, "t") == Shape{4, 2, 3});
 }
 
 TEST_CASE("binary ops: gradients, broadcast gradients sum over the broadcast dimensions") {
-  const std::vector<std::pair<Shape, Shape>> shapes = {
-      {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{3, 4}, {3, 1}}, {{2, 3, 4}, {}}, {{4}, {2, 3, 4}},
-      {{2, 1, 4}, {3, 1}}};
+  const std::vector<std::pair<Shape, Shape>> shapes = {{{3, 4}, {3, 4}}, {{3, 4}, {4}},
+                                                       {{3, 4}, {3, 1}}, {{2, 3, 4}, {}},
+                                                       {{4}, {2, 3, 4}}, {{2, 1, 4}, {3, 1}}};
   for (auto [sa, sb] : shapes) {
     INFO(shape_str(sa) << " with " << shape_str(sb));
     Tensor a = leaf(sa, 1), b = leaf(sb, 2);
@@ -81,7 +81,7 @@ TEST_CASE("matmul: 2-D, batched 3-D, and a 3-D batch against one matrix") {
   Tensor a = Tensor::from_vector({1, 2, 3, 4}, {2, 2});
   Tensor b = Tensor::from_vector({5, 6, 7, 8}, {2, 2});
   check_values(matmul(a, b), {19, 22, 43, 50});  // [1*5+2*7, 1*6+2*8; 3*5+4*7, 3*6+4*8]
-  Tensor ab = stack({a, b}, 0);                   // [2, 2, 2]
+  Tensor ab = stack({a, b}, 0);                  // [2, 2, 2]
   Tensor ba = stack({b, a}, 0);
   // batch 0: a @ b; batch 1: b @ a = [5+18, 10+24; 7+24, 14+32]
   check_values(matmul(ab, ba), {19, 22, 43, 50, 23, 34, 31, 46});
@@ -120,16 +120,18 @@ TEST_CASE("transpose and permute copy") {
   CHECK(p.at({3, 1, 2}) == 12 * 1 + 4 * 2 + 3);
   CHECK(p.at({1, 0, 1}) == 4 + 1);
   check_values(transpose(x, -1, 0).transpose(0, 2), x.to_vector());
-  check_gradients([](const std::vector<Tensor>& v) { return permute(v[0], {1, 2, 0}); },
-                  {leaf({2, 3, 4}, 14)});
+  check_gradients(
+      [](const std::vector<Tensor>& v) {
+        return permute(v[0], {1, 2, 0});
+      },
+      {leaf({2, 3, 4}, 14)});
   check_gradients([](const std::vector<Tensor>& v) { return transpose(v[0], 0, 1); },
                   {leaf({3, 5}, 15)});
 }
 
 TEST_CASE("reshape") {
   Tensor x = leaf({2, 6}, 16);
-  check_gradients([](const std::vector<Tensor>& v) { return reshape(v[0], {3, -1}) * 2.0f; },
-                  {x});
+  check_gradients([](const std::vector<Tensor>& v) { return reshape(v[0], {3, -1}) * 2.0f; }, {x});
   check_values(A23.reshape({3, 2}), {1, 2, 3, 4, 5, 6});
 }
 
@@ -178,8 +180,7 @@ TEST_CASE("cross_entropy: class indices, mean, label smoothing, ignore_index") {
         doctest::Approx((0.40760596 + 1.55144471) / 2).epsilon(1e-6));
   // ignore_index drops row 1 from the sum and from the mean's count.
   CHECK(cross_entropy(logits, {2, -100}).item() == doctest::Approx(0.40760596).epsilon(1e-6));
-  CHECK(cross_entropy(logits, {7, 0}, 0.0f, 7).item() ==
-        doctest::Approx(1.55144471).epsilon(1e-6));
+  CHECK(cross_entropy(logits, {7, 0}, 0.0f, 7).item() == doctest::Approx(1.55144471).epsilon(1e-6));
   // Smoothing 0.1 over C = 3: target (0.0333, 0.0333, 0.9333):
   // 0.9333 * 0.40760596 + 0.0333 * (2.40760596 + 1.40760596) = 0.50760596
   CHECK(cross_entropy(logits.slice(0, 0, 1), {2}, 0.1f).item() ==
@@ -190,8 +191,7 @@ TEST_CASE("cross_entropy: class indices, mean, label smoothing, ignore_index") {
   const std::vector<int64_t> t = {0, 3, 1, -100, 2};
   Tensor l = leaf({5, 4}, 22);
   check_gradients([&t](const std::vector<Tensor>& v) { return cross_entropy(v[0], t); }, {l});
-  check_gradients(
-      [&t](const std::vector<Tensor>& v) { return cross_entropy(v[0], t, 0.2f); }, {l});
+  check_gradients([&t](const std::vector<Tensor>& v) { return cross_entropy(v[0], t, 0.2f); }, {l});
   // The gradient of an ignored row is zero.
   l.zero_grad();
   cross_entropy(l, t).backward();
@@ -211,10 +211,16 @@ TEST_CASE("concat, stack and slice") {
   check_values(A23.slice(0, -1, 2), {4, 5, 6});
   CHECK(A23.slice(1, 2, 2).numel() == 0);
 
-  check_gradients([](const std::vector<Tensor>& v) { return concat({v[0], v[1], v[0]}, 1); },
-                  {leaf({2, 3}, 23), leaf({2, 1}, 24)});
-  check_gradients([](const std::vector<Tensor>& v) { return stack({v[0], v[1]}, 2); },
-                  {leaf({2, 3}, 25), leaf({2, 3}, 26)});
+  check_gradients(
+      [](const std::vector<Tensor>& v) {
+        return concat({v[0], v[1], v[0]}, 1);
+      },
+      {leaf({2, 3}, 23), leaf({2, 1}, 24)});
+  check_gradients(
+      [](const std::vector<Tensor>& v) {
+        return stack({v[0], v[1]}, 2);
+      },
+      {leaf({2, 3}, 25), leaf({2, 3}, 26)});
   check_gradients([](const std::vector<Tensor>& v) { return v[0].slice(1, 1, 5, 2); },
                   {leaf({3, 6}, 27)});
 }

@@ -40,7 +40,8 @@ TEST_CASE("safetensors round trip keeps names, shapes, values and metadata") {
   // The header is 8-byte aligned JSON after an 8-byte little-endian length.
   const std::string bytes = read_bytes(path);
   uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
   CHECK(n % 8 == 0);
   CHECK(bytes.substr(8, 1) == "{");
   CHECK(bytes.size() == 8 + n + 4 * (12 + 2 + 1));
@@ -51,10 +52,9 @@ TEST_CASE("PyTorch's own file loads, with dtype conversion") {
   TensorMap f = load_safetensors(REEL_SOURCE_DIR "/tests/reference/ops.safetensors");
   CHECK(f.at("matmul.in0").shape() == Shape{5, 7});
   // A hand-made file with I64, F16 and BF16 entries (num_batches_tracked is I64 in PyTorch).
-  std::string header =
-      R"({"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]},)"
-      R"("h":{"dtype":"F16","shape":[2],"data_offsets":[16,20]},)"
-      R"("b":{"dtype":"BF16","shape":[1],"data_offsets":[20,22]}})";
+  std::string header = R"({"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]},)"
+                       R"("h":{"dtype":"F16","shape":[2],"data_offsets":[16,20]},)"
+                       R"("b":{"dtype":"BF16","shape":[1],"data_offsets":[20,22]}})";
   std::string bytes(8, '\0');
   bytes[0] = static_cast<char>(header.size());
   bytes += header;
@@ -93,8 +93,9 @@ TEST_CASE("bad files are reported by name and lose nothing") {
                          std::string(8, '\0'));
   CHECK_THROWS_WITH_AS(load_safetensors(dtype), doctest::Contains("C64"), reel::Error);
   // A failed save leaves the existing file untouched.
-  CHECK_THROWS_AS(save_safetensors(tmp_path("no_such_dir/x.safetensors"), {{"w", Tensor::ones({1})}}),
-                  reel::Error);
+  CHECK_THROWS_AS(
+      save_safetensors(tmp_path("no_such_dir/x.safetensors"), {{"w", Tensor::ones({1})}}),
+      reel::Error);
   CHECK(read_bytes(good) == bytes);
   CHECK_THROWS_WITH_AS(save_safetensors(good, {{"w", Tensor()}}), doctest::Contains("undefined"),
                        reel::Error);

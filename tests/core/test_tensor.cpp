@@ -113,8 +113,8 @@ TEST_CASE("devices") {
   CHECK(Device::parse("cuda").str() == "cuda:0");
   if (!cuda::available()) {
     // No GPU here: asking for one is one clear error, never a crash.
-    CHECK_THROWS_WITH_AS(Tensor::zeros({2}, Device::cuda(0)),
-                         doctest::Contains("cuda:0"), reel::Error);
+    CHECK_THROWS_WITH_AS(Tensor::zeros({2}, Device::cuda(0)), doctest::Contains("cuda:0"),
+                         reel::Error);
     CHECK_THROWS_AS(Tensor::ones({2}).to(Device::cuda(0)), reel::Error);
   } else {
     Tensor a = Tensor::arange(0, 5).to(Device::cuda(0));

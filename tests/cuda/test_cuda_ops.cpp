@@ -82,9 +82,9 @@ void compare(const Fn& fn, const std::vector<Tensor>& inputs, float tol = 1e-4f)
 TEST_CASE("pointwise and broadcasting ops") {
   if (!have_device()) return;
   const std::vector<std::pair<Shape, Shape>> shapes = {
-      {{1}, {1}},         {{7}, {7}},           {{3, 5}, {5}},  {{3, 5}, {3, 1}},
-      {{2, 3, 37}, {}},   {{37}, {2, 3, 37}},   {{2, 1, 4}, {3, 1}}, {{257, 3}, {257, 3}},
-      {{1000, 33}, {33}}};
+      {{1}, {1}},          {{7}, {7}},           {{3, 5}, {5}},
+      {{3, 5}, {3, 1}},    {{2, 3, 37}, {}},     {{37}, {2, 3, 37}},
+      {{2, 1, 4}, {3, 1}}, {{257, 3}, {257, 3}}, {{1000, 33}, {33}}};
   for (auto [sa, sb] : shapes) {
     INFO(shape_str(sa) << " with " << shape_str(sb));
     Tensor a = random(sa, 1), b = sigmoid(random(sb, 2)) + 0.5f;
@@ -142,8 +142,8 @@ TEST_CASE("matmul through every rung of the CUDA GEMM ladder") {
 
 TEST_CASE("the CUDA GEMM kernels: every transpose combination, alpha, beta, strides") {
   if (!have_device()) return;
-  const std::vector<std::array<int64_t, 3>> sizes = {{1, 1, 1}, {7, 7, 7}, {33, 1, 257},
-                                                      {130, 67, 9}, {5, 140, 33}};
+  const std::vector<std::array<int64_t, 3>> sizes = {
+      {1, 1, 1}, {7, 7, 7}, {33, 1, 257}, {130, 67, 9}, {5, 140, 33}};
   for (const char* const* v = cuda::gemm_variants(); *v; ++v) {
     for (auto [M, N, K] : sizes) {
       for (int t = 0; t < 4; ++t) {
@@ -167,8 +167,8 @@ TEST_CASE("the CUDA GEMM kernels: every transpose combination, alpha, beta, stri
   cuda::gemm(false, false, 9, 9, 9, 1.0f, A.to(kGpu).data(), 9, B.to(kGpu).data(), 9, 0.0f,
              C.data(), 9, cuda::stream_for(0));
   check_close(C.to(Device::cpu()), matmul(A, B));
-  CHECK_THROWS_AS(cuda::gemm_variant("fastest", false, false, 1, 1, 1, 1.0f, nullptr, 1, nullptr,
-                                     1, 0.0f, nullptr, 1, nullptr),
+  CHECK_THROWS_AS(cuda::gemm_variant("fastest", false, false, 1, 1, 1, 1.0f, nullptr, 1, nullptr, 1,
+                                     0.0f, nullptr, 1, nullptr),
                   reel::Error);
 }
 
@@ -183,10 +183,14 @@ TEST_CASE("reductions, transpose and permute") {
   }
   compare([](const std::vector<Tensor>& v) { return sum(v[0], {1}); }, {random({2, 1000}, 31)});
   compare([](const std::vector<Tensor>& v) { return sum(v[0], {0}); }, {random({300, 65}, 32)});
-  compare([](const std::vector<Tensor>& v) { return transpose(v[0], 0, 1); }, {random({33, 17}, 33)});
+  compare([](const std::vector<Tensor>& v) { return transpose(v[0], 0, 1); },
+          {random({33, 17}, 33)});
   compare([](const std::vector<Tensor>& v) { return permute(v[0], {2, 0, 1}); }, {x});
-  compare([](const std::vector<Tensor>& v) { return expand(v[0], {4, 3, 5}); },
-          {random({3, 1}, 34)});
+  compare(
+      [](const std::vector<Tensor>& v) {
+        return expand(v[0], {4, 3, 5});
+      },
+      {random({3, 1}, 34)});
 }
 
 TEST_CASE("softmax, log_softmax and cross-entropy") {
@@ -215,10 +219,16 @@ TEST_CASE("softmax, log_softmax and cross-entropy") {
 
 TEST_CASE("concat, stack, slice and a small network") {
   if (!have_device()) return;
-  compare([](const std::vector<Tensor>& v) { return concat({v[0], v[1], v[0]}, 1); },
-          {random({3, 5}, 50), random({3, 1}, 51)});
-  compare([](const std::vector<Tensor>& v) { return stack({v[0], v[1]}, 0); },
-          {random({4, 3}, 52), random({4, 3}, 53)});
+  compare(
+      [](const std::vector<Tensor>& v) {
+        return concat({v[0], v[1], v[0]}, 1);
+      },
+      {random({3, 5}, 50), random({3, 1}, 51)});
+  compare(
+      [](const std::vector<Tensor>& v) {
+        return stack({v[0], v[1]}, 0);
+      },
+      {random({4, 3}, 52), random({4, 3}, 53)});
   compare([](const std::vector<Tensor>& v) { return v[0].slice(1, 1, 8, 3); },
           {random({5, 9}, 54)});
   compare(

@@ -20,8 +20,8 @@
 namespace fs = std::filesystem;
 using namespace reel;
 using namespace reel::data;
-using reel::test::media;
 using reel::test::error_of;
+using reel::test::media;
 using reel::test::ScratchDir;
 using reel::test::write_text;
 

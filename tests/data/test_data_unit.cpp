@@ -444,7 +444,7 @@ TEST_CASE("loader: the prefetch queue is bounded") {
   };
   cv::setNumThreads(2);
   l.start_epoch(0);
-  CHECK(settle(4) == 4);  // 2 batches of 2
+  CHECK(settle(4) == 4);            // 2 batches of 2
   CHECK(cv::getNumThreads() == 1);  // the workers run OpenCV on their own thread only
   Batch b;
   REQUIRE(l.next(b));
@@ -724,7 +724,8 @@ TEST_CASE("decode_frames: the frames chosen do not depend on a count learnt earl
     INFO("seed " << seed);
     CHECK(n_fresh == n_hinted);
     REQUIRE(a.size() == b.size());
-    for (size_t k = 0; k < a.size(); ++k) CHECK(a[k].at<cv::Vec3b>(0, 0) == b[k].at<cv::Vec3b>(0, 0));
+    for (size_t k = 0; k < a.size(); ++k)
+      CHECK(a[k].at<cv::Vec3b>(0, 0) == b[k].at<cv::Vec3b>(0, 0));
     CHECK(hinted.reads == 1);  // the hint spares the second pass
     if (fresh.reads == 2) {
       ++retried;

@@ -212,19 +212,30 @@ bool resolve_warps(Launch& L) {
         const int seg = lane & ~(width - 1);
         int src = lane;
         switch (f.op) {
-          case WarpOp::ShflIdx: src = seg + (f.arg & (width - 1)); break;
-          case WarpOp::ShflUp: src = lane - f.arg >= seg ? lane - f.arg : lane; break;
-          case WarpOp::ShflDown: src = lane + f.arg < seg + width ? lane + f.arg : lane; break;
+          case WarpOp::ShflIdx:
+            src = seg + (f.arg & (width - 1));
+            break;
+          case WarpOp::ShflUp:
+            src = lane - f.arg >= seg ? lane - f.arg : lane;
+            break;
+          case WarpOp::ShflDown:
+            src = lane + f.arg < seg + width ? lane + f.arg : lane;
+            break;
           case WarpOp::ShflXor: {
             const int x = lane ^ f.arg;
             src = x >= seg && x < seg + width ? x : lane;
             break;
           }
-          default: break;
+          default:
+            break;
         }
         switch (f.op) {
-          case WarpOp::Ballot: f.result = ballot; break;
-          case WarpOp::Any: f.result = ballot != 0; break;
+          case WarpOp::Ballot:
+            f.result = ballot;
+            break;
+          case WarpOp::Any:
+            f.result = ballot != 0;
+            break;
           case WarpOp::All: {
             uint64_t need = 0;
             for (unsigned k = w0; k < w1; ++k)
@@ -232,7 +243,9 @@ bool resolve_warps(Launch& L) {
             f.result = ballot == need;
             break;
           }
-          case WarpOp::Sync: f.result = 0; break;
+          case WarpOp::Sync:
+            f.result = 0;
+            break;
           default:
             if (!in_group(src))
               throw Error("SIMT emulation: a warp shuffle in " + where(f) + " reads lane " +
@@ -356,7 +369,8 @@ uint64_t warp_exchange(WarpOp op, unsigned mask, uint64_t value, int arg, int wi
   Fiber* f = L->current;
   const unsigned lane = static_cast<unsigned>(f - L->fibers.data()) % 32;
   if (!(mask >> lane & 1u))
-    throw Error("SIMT emulation: " + where(*f) + " calls a warp operation with a mask that "
+    throw Error("SIMT emulation: " + where(*f) +
+                " calls a warp operation with a mask that "
                 "leaves out its own lane");
   if (width <= 0 || width > 32 || (width & (width - 1)))
     throw Error("SIMT emulation: warp operation width " + std::to_string(width) +

@@ -188,7 +188,9 @@ inline float __fdividef(float a, float b) { return a / b; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
 inline int __float_as_int(float x) { return ::reel::emu::from_bits<int>(::reel::emu::to_bits(x)); }
-inline float __int_as_float(int x) { return ::reel::emu::from_bits<float>(::reel::emu::to_bits(x)); }
+inline float __int_as_float(int x) {
+  return ::reel::emu::from_bits<float>(::reel::emu::to_bits(x));
+}
 template <class T>
 T __ldg(const T* p) {
   return *p;
