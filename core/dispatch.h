@@ -20,7 +20,10 @@
 namespace reel {
 
 // Which GEMM runs on CUDA devices: REEL_GEMM=custom (default: our regblock128), cublas, or one
-// rung of our ladder by name (naive, tiled, regblock64, regblock128).
+// rung of our ladder by name (naive, tiled, regblock64, regblock128). Read once, at the first
+// GEMM; each GEMM call then reads one atomic. cuda_gemm_backend() names the one in use
+// ("regblock128" for custom); set_cuda_gemm_backend throws reel::Error on an unknown name and
+// changes nothing then.
 std::string cuda_gemm_backend();
 void set_cuda_gemm_backend(const std::string& name);
 

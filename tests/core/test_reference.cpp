@@ -54,7 +54,7 @@ void run_case(const std::string& name, const Fn& fn) {
 }  // namespace
 
 TEST_CASE("the fixtures hold every case") {
-  CHECK(fixtures().size() == 151);  // make_fixtures.py's count: a regenerated file must match
+  CHECK(fixtures().size() == 165);  // make_fixtures.py's count: a regenerated file must match
 }
 
 TEST_CASE("elementwise ops against PyTorch") {
@@ -86,6 +86,8 @@ TEST_CASE("matmul, shape ops and reductions against PyTorch") {
   run_case("concat", [](const std::vector<Tensor>& v) { return concat({v[0], v[1], v[0]}, 1); });
   run_case("stack", [](const std::vector<Tensor>& v) { return stack({v[0], v[1]}, 1); });
   run_case("slice", [](const std::vector<Tensor>& v) { return v[0].slice(1, 1, 5, 2); });
+  run_case("linear", [](const std::vector<Tensor>& v) { return linear(v[0], v[1], v[2]); });
+  run_case("linear_nobias", [](const std::vector<Tensor>& v) { return linear(v[0], v[1]); });
 }
 
 TEST_CASE("softmax family and cross-entropy against PyTorch") {

@@ -140,6 +140,20 @@ TEST_CASE("matmul through every rung of the CUDA GEMM ladder") {
   set_cuda_gemm_backend("custom");
 }
 
+TEST_CASE("linear: the weight through the GEMM's transpose flag, bias rows, gradients") {
+  if (!have_device()) return;
+  for (const char* const* v = cuda::gemm_variants(); *v; ++v) {
+    INFO("variant " << *v);
+    set_cuda_gemm_backend(*v);
+    compare([](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); },
+            {random({2, 3, 37}, 20), random({19, 37}, 21), random({19}, 22)});
+    compare([](const std::vector<Tensor>& in) { return linear(in[0], in[1]); },
+            {random({1, 5}, 23), random({3, 5}, 24)});
+  }
+  set_cuda_gemm_backend("custom");
+  CHECK(cuda_gemm_backend() == "regblock128");
+}
+
 TEST_CASE("the CUDA GEMM kernels: every transpose combination, alpha, beta, strides") {
   if (!have_device()) return;
   const std::vector<std::array<int64_t, 3>> sizes = {

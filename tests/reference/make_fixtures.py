@@ -73,6 +73,8 @@ case("cross_entropy_smooth", lambda x: F.cross_entropy(x, targets, label_smoothi
      rand(6, 5), extra={"targets": targets.double()})
 case("mlp", lambda x, w1, b1, w2: F.cross_entropy(torch.tanh(x @ w1 + b1) @ w2, targets[:3].abs()),
      rand(3, 4), rand(4, 6), rand(6), rand(6, 5), extra={"targets": targets[:3].abs().double()})
+case("linear", F.linear, rand(2, 3, 4), rand(5, 4), rand(5))
+case("linear_nobias", F.linear, rand(3, 4), rand(2, 4))
 
 # safetensors, written by hand so that only torch is needed.
 header, blobs, offset = {}, [], 0
