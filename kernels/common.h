@@ -1,5 +1,12 @@
 #pragma once
-// Macros shared by the CPU and CUDA builds of every kernel family.
+// Macros and shape helpers shared by the CPU and CUDA builds of every kernel family.
+//
+// The gradient contract every kernel header follows (DESIGN.md): a backward kernel *writes* its
+// gradient into a fresh buffer (`=`, never `+=`), so the op that calls it can hand it to the
+// autograd engine, which sums fan-in itself. A kernel accumulates (`+=`, GEMM beta = 1) only
+// inside one op, where a gradient is a sum over steps or positions (the LSTM's weight gradients
+// over T, a convolution's weight gradient over the batch, a batched matmul's shared operand);
+// its header says so where it does.
 
 // REEL_HD marks the per-element math in kernels/*_math.h: one definition that both the host
 // compiler and nvcc (or the SIMT emulation) inline.
