@@ -2,6 +2,7 @@
 // Device-side helpers shared by the CUDA kernel files: grid-stride indices, the n-dimensional
 // offset calculator of the strided kernels and block-wide reductions. Include after launch.h.
 #include <cstdint>
+#include <initializer_list>
 
 #include "reel/kernels/common.h"
 
@@ -27,15 +28,53 @@ struct NdIndexer {
   }
 };
 
+// Shapes and strides for a kernel, with dimensions merged where every operand walks them as one
+// (stride[d] == stride[d + 1] * shape[d + 1] for all operands) and extents of 1 dropped: fewer
+// divisions per element, and the same linear order over the shape. Strides are in elements.
 template <int NOps>
 NdIndexer<NOps> make_indexer(const int64_t* shape, int ndim, const int64_t* const* strides) {
   NdIndexer<NOps> ix;
-  ix.ndim = ndim;
+  ix.ndim = 0;
   for (int d = 0; d < ndim; ++d) {
-    ix.shape[d] = shape[d];
-    for (int k = 0; k < NOps; ++k) ix.strides[k][d] = strides[k][d];
+    if (shape[d] == 1) continue;
+    if (ix.ndim > 0) {
+      const int last = ix.ndim - 1;
+      bool merge = true;
+      for (int k = 0; k < NOps; ++k)
+        merge = merge && ix.strides[k][last] == strides[k][d] * shape[d];
+      if (merge) {
+        ix.shape[last] *= shape[d];
+        for (int k = 0; k < NOps; ++k) ix.strides[k][last] = strides[k][d];
+        continue;
+      }
+    }
+    ix.shape[ix.ndim] = shape[d];
+    for (int k = 0; k < NOps; ++k) ix.strides[k][ix.ndim] = strides[k][d];
+    ++ix.ndim;
   }
   return ix;
+}
+
+// How an operand of a broadcasting op is read, seen from the host: every element in order
+// (contiguous over the output's shape), one element for all (a scalar), or through strides.
+enum class Access : int { Contiguous, Scalar, Strided };
+inline Access access_of(const int64_t* shape, int ndim, const int64_t* strides) {
+  bool scalar = true, contiguous = true;
+  int64_t expect = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    if (shape[d] == 1) continue;
+    scalar = scalar && strides[d] == 0;
+    contiguous = contiguous && strides[d] == expect;
+    expect *= shape[d];
+  }
+  return scalar ? Access::Scalar : contiguous ? Access::Contiguous : Access::Strided;
+}
+
+// True when every pointer is 16-byte aligned: float4 loads and stores may be used.
+inline bool aligned16(std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
 }
 
 __device__ __forceinline__ int64_t global_thread() {

@@ -10,6 +10,7 @@
 
 #include "../test_util.h"
 #include "reel/core/dispatch.h"
+#include "reel/kernels/elementwise.h"
 #include "reel/kernels/gemm.h"
 
 using namespace reel;
@@ -229,6 +230,123 @@ TEST_CASE("softmax, log_softmax and cross-entropy") {
           {random({300, 1000}, 43)});
   Tensor all_ignored = cross_entropy(Tensor::zeros({2, 3}, kGpu), {-100, -100});
   CHECK(std::isnan(all_ignored.item()));
+}
+
+TEST_CASE("softmax kernels: a warp per row up to 1024 classes, a block beyond, lines") {
+  if (!have_device()) return;
+  // Every register width of the warp kernel (1..32 values per lane, with ragged tails), the
+  // block kernel past 1024, and strided lines (inner > 1) short and long.
+  for (const Shape& s : std::vector<Shape>{{4, 1},
+                                           {3, 32},
+                                           {3, 33},
+                                           {5, 100},
+                                           {2, 255},
+                                           {2, 513},
+                                           {9, 1024},
+                                           {2, 1025},
+                                           {3, 3000},
+                                           {2, 17, 40},
+                                           {1, 1500, 2}}) {
+    const int64_t dim = 1;
+    INFO(shape_str(s));
+    compare([dim](const std::vector<Tensor>& v) { return softmax(v[0], dim); }, {random(s, 44)});
+    compare([dim](const std::vector<Tensor>& v) { return log_softmax(v[0], dim); },
+            {random(s, 45)});
+  }
+  // -inf entries (a mask) and a row of only -inf, as PyTorch: 0 where masked, NaN for the row.
+  for (int64_t C : {5, 40, 2000}) {
+    INFO("C " << C);
+    std::vector<float> v(static_cast<size_t>(2 * C));
+    for (int64_t c = 0; c < C; ++c) {
+      v[static_cast<size_t>(c)] = c % 3 == 0 ? -INFINITY : 0.1f * static_cast<float>(c % 7);
+      v[static_cast<size_t>(C + c)] = -INFINITY;
+    }
+    const Tensor x = Tensor::from_vector(v, {2, C});
+    const std::vector<float> on_gpu = softmax(x.to(kGpu), 1).to_vector();
+    const std::vector<float> on_cpu = softmax(x, 1).to_vector();
+    for (int64_t c = 0; c < C; ++c) {
+      CHECK(on_gpu[static_cast<size_t>(c)] == doctest::Approx(on_cpu[static_cast<size_t>(c)]));
+      if (c % 3 == 0) CHECK(on_gpu[static_cast<size_t>(c)] == 0.0f);
+      CHECK(std::isnan(on_gpu[static_cast<size_t>(C + c)]));
+    }
+  }
+  // Cross-entropy through the block kernel (C > 1024), with smoothing and ignored rows.
+  std::vector<int64_t> t(6);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = i == 2 ? -100 : static_cast<int64_t>(i * 311);
+  compare([&t](const std::vector<Tensor>& v) { return cross_entropy(v[0], t, 0.1f); },
+          {random({6, 1700}, 46)});
+}
+
+TEST_CASE("pointwise kernels: float4 and scalar paths, and misaligned pointers") {
+  if (!have_device()) return;
+  cudaStream_t s = cuda::stream_for(0);
+  const int64_t n = 1031;  // not a multiple of 4
+  const Tensor x = random({n}, 50), g = random({n}, 51);
+  const Tensor xd = x.to(kGpu), gd = g.to(kGpu);
+  for (int off : {0, 1, 2, 3}) {  // off > 0: pointers not 16-byte aligned
+    INFO("offset " << off);
+    const int64_t m = n - off;
+    for (math::Unary op : {math::Unary::Exp, math::Unary::Tanh, math::Unary::Sigmoid,
+                           math::Unary::Relu, math::Unary::Neg}) {
+      INFO("op " << static_cast<int>(op));
+      Tensor yc = Tensor::zeros({n}), yd = Tensor::zeros({n}, kGpu);
+      cpu::unary_forward(op, x.data() + off, yc.data() + off, m);
+      cuda::unary_forward(op, xd.data() + off, yd.data() + off, m, s);
+      check_close(yd.to(Device::cpu()), yc);
+      Tensor dc = Tensor::zeros({n}), dd = Tensor::zeros({n}, kGpu);
+      cpu::unary_backward(op, g.data() + off, x.data() + off, yc.data() + off, dc.data() + off, m);
+      cuda::unary_backward(op, gd.data() + off, xd.data() + off, yd.data() + off, dd.data() + off,
+                           m, s);
+      check_close(dd.to(Device::cpu()), dc);
+    }
+    Tensor fc = Tensor::zeros({n}), fd = Tensor::zeros({n}, kGpu);
+    cpu::fill(fc.data() + off, 2.5f, m);
+    cuda::fill(fd.data() + off, 2.5f, m, s);
+    cpu::axpy(-0.5f, x.data() + off, fc.data() + off, m);
+    cuda::axpy(-0.5f, xd.data() + off, fd.data() + off, m, s);
+    cpu::scale(3.0f, fc.data() + off, m);
+    cuda::scale(3.0f, fd.data() + off, m, s);
+    check_close(fd.to(Device::cpu()), fc);
+    // A binary op on contiguous operands and on a scalar, misaligned.
+    const int64_t shape[1] = {m}, contiguous[1] = {1}, scalar[1] = {0};
+    Tensor bc = Tensor::zeros({n}), bd = Tensor::zeros({n}, kGpu);
+    cpu::binary_forward(math::Binary::Div, x.data() + off, contiguous, g.data() + 3, scalar,
+                        bc.data() + off, shape, 1);
+    cuda::binary_forward(math::Binary::Div, xd.data() + off, contiguous, gd.data() + 3, scalar,
+                         bd.data() + off, shape, 1, s);
+    check_close(bd.to(Device::cpu()), bc);
+  }
+  // Through the ops: scalar on either side, same shapes, and a broadcast the flat kernel cannot
+  // take (it goes through the n-d indexer with merged dimensions).
+  const Tensor a = random({4, 6, 5}, 52), b = sigmoid(random({4, 6, 5}, 53)) + 0.5f;
+  const Fn div_ab = [](const std::vector<Tensor>& v) { return v[0] / v[1]; };
+  compare(div_ab, {a, b});
+  compare(div_ab, {a, Tensor::scalar(1.5f)});
+  compare(div_ab, {Tensor::scalar(1.5f), b});
+  compare(div_ab, {a, sigmoid(random({6, 1}, 54)) + 0.5f});
+  compare([](const std::vector<Tensor>& v) { return v[0] * v[1]; },
+          {random({2, 1, 3, 4}, 55), random({5, 1, 1}, 56)});
+}
+
+TEST_CASE("sums for BatchNorm and friends: over (0, 2, 3) of NCHW, over rows, over columns") {
+  if (!have_device()) return;
+  compare(
+      [](const std::vector<Tensor>& v) {
+        return sum(v[0], {0, 2, 3});
+      },
+      {random({3, 5, 9, 11}, 60)});
+  compare(
+      [](const std::vector<Tensor>& v) {
+        return mean(v[0], {0, 2, 3}, true);
+      },
+      {random({2, 3, 40, 40}, 61)});  // 3200 per channel: wide blocks
+  compare(
+      [](const std::vector<Tensor>& v) {
+        return sum(v[0], {1, 3});
+      },
+      {random({2, 7, 3, 50}, 62)});
+  compare([](const std::vector<Tensor>& v) { return sum(v[0], {0}); }, {random({70, 3, 2}, 63)});
+  compare([](const std::vector<Tensor>& v) { return sum(v[0], {1}); }, {random({4, 1, 6}, 64)});
 }
 
 TEST_CASE("concat, stack, slice and a small network") {

@@ -50,6 +50,11 @@ struct dim3 {
       : x(x_), y(y_), z(z_) {}
 };
 typedef struct CUstream_st* cudaStream_t;
+// CUDA's vector type for 16-byte loads and stores (aligned as on the device, so a misaligned
+// reinterpret_cast shows under UBSan as it would fault on a GPU).
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
 
 namespace reel::emu {
 
