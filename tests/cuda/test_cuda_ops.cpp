@@ -12,6 +12,7 @@
 #include "reel/core/dispatch.h"
 #include "reel/kernels/elementwise.h"
 #include "reel/kernels/gemm.h"
+#include "reel/layers/lstm.h"
 
 using namespace reel;
 
@@ -347,6 +348,44 @@ TEST_CASE("sums for BatchNorm and friends: over (0, 2, 3) of NCHW, over rows, ov
       {random({2, 7, 3, 50}, 62)});
   compare([](const std::vector<Tensor>& v) { return sum(v[0], {0}); }, {random({70, 3, 2}, 63)});
   compare([](const std::vector<Tensor>& v) { return sum(v[0], {1}); }, {random({4, 1, 6}, 64)});
+}
+
+TEST_CASE("the fused LSTM layer: forward and backward through time, lengths, both directions") {
+  if (!have_device()) return;
+  for (bool reverse : {false, true}) {
+    for (bool with_lengths : {false, true}) {
+      INFO("reverse " << reverse << ", lengths " << with_lengths);
+      const std::vector<int64_t> lengths =
+          with_lengths ? std::vector<int64_t>{5, 2, 7} : std::vector<int64_t>{};
+      compare(
+          [&](const std::vector<Tensor>& v) {
+            const LstmLayerOutput y =
+                lstm_layer(v[0], v[1], v[2], v[3], v[4], v[5], v[6], lengths, reverse);
+            return concat({y.out.reshape({-1}), y.h_n.reshape({-1}), y.c_n.reshape({-1})}, 0);
+          },
+          {random({7, 3, 5}, 70), random({3, 9}, 71), random({3, 9}, 72), random({36, 5}, 73),
+           random({36, 9}, 74), random({36}, 75), random({36}, 76)});
+    }
+  }
+  // A whole module moved to the device computes what it computes on the CPU.
+  LSTMOptions o;
+  o.input_size = 4;
+  o.hidden_size = 6;
+  o.num_layers = 2;
+  o.bidirectional = true;
+  o.batch_first = true;
+  LSTM on_cpu(o), on_gpu(o);
+  on_gpu.load_state_dict(on_cpu.state_dict());
+  on_gpu.to(kGpu);
+  CHECK(on_gpu.parameters()[0].device() == kGpu);
+  const Tensor x = random({3, 5, 4}, 77);
+  const LstmOutput a = on_cpu.forward(x, {5, 1, 3}), b = on_gpu.forward(x.to(kGpu), {5, 1, 3});
+  check_close(b.output.to(Device::cpu()), a.output);
+  check_close(b.h_n.to(Device::cpu()), a.h_n);
+  (a.output.sum() + a.c_n.sum()).backward();
+  (b.output.sum() + b.c_n.sum()).backward();
+  const std::vector<Tensor> pa = on_cpu.parameters(), pb = on_gpu.parameters();
+  for (size_t i = 0; i < pa.size(); ++i) check_close(pb[i].grad().to(Device::cpu()), pa[i].grad());
 }
 
 TEST_CASE("concat, stack, slice and a small network") {
