@@ -427,6 +427,27 @@ TEST_CASE("device memory is cached: a repeated step makes no new device allocati
   CHECK(after.cache_hits > before.cache_hits);
 }
 
+TEST_CASE("memory_stats on the device: in use, a peak that resets, the cache emptied") {
+  if (!have_device()) return;
+  empty_cache(kGpu);
+  reset_peak_memory_stats(kGpu);
+  const AllocatorStats s0 = memory_stats(kGpu);
+  CHECK(s0.cached_bytes == 0);
+  CHECK(s0.peak_in_use_bytes == s0.in_use_bytes);
+  {
+    Tensor a = Tensor::zeros({1 << 16}, kGpu);  // 256 KiB
+    CHECK(memory_stats(kGpu).in_use_bytes == s0.in_use_bytes + (std::size_t{1} << 18));
+  }
+  const AllocatorStats s1 = memory_stats(kGpu);
+  CHECK(s1.in_use_bytes == s0.in_use_bytes);
+  CHECK(s1.peak_in_use_bytes == s0.in_use_bytes + (std::size_t{1} << 18));
+  CHECK(s1.cached_bytes == (std::size_t{1} << 18));
+  reset_peak_memory_stats(kGpu);
+  CHECK(memory_stats(kGpu).peak_in_use_bytes == s1.in_use_bytes);
+  empty_cache(kGpu);
+  CHECK(memory_stats(kGpu).cached_bytes == 0);
+}
+
 TEST_CASE("pinned host memory and asynchronous copies to the device") {
   if (!have_device()) return;
   Tensor src = random({3, 1000}, 60);
