@@ -6,8 +6,9 @@
 //   c = f * c_prev + i * g
 //   h = o * tanh(c)
 //
-// where a_* = W_i* x_t + b_i* + W_h* h_prev + b_h* are the pre-activations (kernels/lstm.h
-// computes them with GEMMs). docs/lstm.md derives the backward below step by step.
+// where a_* = W_i* x_t + b_i* + W_h* h_prev + b_h* are the pre-activations (lstm_layer in
+// layers/lstm.cpp computes them with GEMMs). docs/lstm.md derives the backward below step by
+// step.
 #include <cmath>
 
 #include "reel/kernels/common.h"

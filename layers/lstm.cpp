@@ -123,12 +123,15 @@ LstmLayerOutput lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, 
       copy_n(dev, c0.data(), step(cs, first, B, H), B * H);
     else if (B * H > 0)
       REEL_KERNEL(dev, fill, step(cs, first, B, H), 0.0f, B * H);
+    // W_hh^T: [H, 4H], copied once so that each step's GEMM reads it row by row, as it is, rather
+    // than packing a transposed W_hh again at every step.
+    const Tensor w_hh_t = w_hh.transpose(0, 1);
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = reverse ? T - 1 - s : s;
       const int64_t before = reverse ? t + 1 : t, after = reverse ? t : t + 1;
       // gates[t] += h_before W_hh^T, then the fused pointwise step.
-      device_gemm(dev, false, true, B, 4 * H, H, 1.0f, step(hs, before, B, H), H, w_hh.data(), H,
-                  1.0f, step(gates, t, B, 4 * H), 4 * H);
+      device_gemm(dev, false, false, B, 4 * H, H, 1.0f, step(hs, before, B, H), H, w_hh_t.data(),
+                  4 * H, 1.0f, step(gates, t, B, 4 * H), 4 * H);
       REEL_KERNEL(dev, lstm_cell_forward, step(gates, t, B, 4 * H), step(cs, before, B, H),
                   step(hs, before, B, H), step(cs, after, B, H), step(hs, after, B, H),
                   step(out, t, B, H), len_ptr, t, B, H);
@@ -378,6 +381,8 @@ LSTMCell::State LSTMCell::forward(const Tensor& x, const State& state) {
                  << input_size_ << "], got "
                  << (x.defined() ? shape_str(x.shape()) : std::string("none")));
   const int64_t B = x.size(0);
+  REEL_CHECK(state.h.defined() == state.c.defined(),
+             "LSTMCell: give both h and c of the state, or neither");
   const LstmLayerOutput y = lstm_layer(x.reshape({1, B, input_size_}), state.h, state.c, w_ih_,
                                        w_hh_, b_ih_, b_hh_, {}, false);
   return {y.h_n, y.c_n};

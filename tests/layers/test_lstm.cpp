@@ -177,6 +177,8 @@ TEST_CASE("the gate records are the values the computation used") {
           std::make_tuple(a[d].c, b[d].c, "c"), std::make_tuple(a[d].h, b[d].h, "h")})
       check_close(ga, gb, what, 1e-5f);
     for (float v : a[d].i.slice(0, 2, 4).slice(1, 1, 2).to_vector()) CHECK(v == 0.0f);
+    // Forward, the state after step 1 is carried through steps 2 and 3; in reverse, clip 1
+    // starts at step 1, so steps 3 and 2 hold the initial state (0) carried.
     check_close(a[d].c.slice(0, 2, 3).slice(1, 1, 2),
                 a[d].c.slice(0, d == 0 ? 1 : 3, d == 0 ? 2 : 4).slice(1, 1, 2), "carried c", 0.0f);
   }
@@ -184,6 +186,37 @@ TEST_CASE("the gate records are the values the computation used") {
   check_close(a[0].h.transpose(0, 1).slice(0, 0, 1), fused.output.slice(2, 0, 5).slice(0, 0, 1),
               "h = output", 1e-6f);
   check_close(fused.output, slow.output, "fused = slow", 1e-5f);
+}
+
+TEST_CASE("fused and primitive-op layers give the same gradients, directly compared") {
+  LSTMOptions o;
+  o.input_size = 4;
+  o.hidden_size = 6;
+  o.num_layers = 2;
+  o.bidirectional = true;
+  o.batch_first = true;
+  LSTM lstm(o);
+  const Tensor x = leaf({3, 7, 4}, 30), h0 = leaf({4, 3, 6}, 31), c0 = leaf({4, 3, 6}, 32);
+  const std::vector<int64_t> lengths{7, 3, 5};
+  std::map<std::string, std::vector<float>> grads[2];
+  for (int slow = 0; slow < 2; ++slow) {
+    lstm.set_reference(slow == 1);
+    lstm.zero_grad();
+    for (const Tensor* t : {&x, &h0, &c0}) t->zero_grad();
+    const LstmOutput y = lstm.forward(x, lengths, h0, c0);
+    (y.output.sum() + (y.h_n * y.h_n).sum() + y.c_n.sum()).backward();
+    for (const auto& [n, p] : lstm.named_parameters()) grads[slow][n] = p.grad().to_vector();
+    grads[slow]["input"] = x.grad().to_vector();
+    grads[slow]["h0"] = h0.grad().to_vector();
+    grads[slow]["c0"] = c0.grad().to_vector();
+  }
+  for (const auto& [n, g] : grads[0]) {
+    INFO(n);
+    const std::vector<float>& r = grads[1].at(n);
+    REQUIRE(g.size() == r.size());
+    for (size_t i = 0; i < g.size(); ++i)
+      CHECK(g[i] == doctest::Approx(r[i]).epsilon(1e-5).scale(1.0));
+  }
 }
 
 TEST_CASE("LSTMCell is one step of the layer") {
@@ -198,6 +231,7 @@ TEST_CASE("LSTMCell is one step of the layer") {
   check_close(s1.c, ref.c_n, "c", 1e-6f);
   const LSTMCell::State s2 = cell.forward(x, s1);  // a second step from the state
   CHECK(s2.h.shape() == Shape{2, 4});
+  CHECK_THROWS_WITH_AS(cell.forward(x, {s1.h, Tensor()}), doctest::Contains("both h and c"), Error);
   s2.h.sum().backward();
   CHECK(x.grad().defined());
 }
