@@ -1,7 +1,8 @@
 // libFuzzer target for the safetensors reader (built and run by scripts/fuzz_safetensors.sh,
 // never by CMake). Each input is a whole file, read through load_safetensors_from_memory, the
 // same reader as load_safetensors. A finding is: a crash or sanitizer report, an exception
-// other than reel::Error, a reel::Error that does not name the input, or a load that holds
+// other than reel::Error, a reel::Error that does not name the input or whose message could
+// drive a terminal (a control character, or bytes that are not UTF-8), or a load that holds
 // more elements than the input has bytes (every element takes at least one byte of data).
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,25 @@
 #include <string>
 
 #include "reel/core/serialize.h"
+
+namespace {
+
+// UTF-8 without C0 or C1 control characters (a message is one line).
+bool printable(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t len = c < 0x80 ? 1 : c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    if (len == 1 && (c < 0x20 || c == 0x7f)) return false;
+    for (size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    if (c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0) return false;
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string kName = "fuzz-input";
@@ -31,8 +51,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::abort();
     }
   } catch (const reel::Error& e) {
-    if (std::string(e.what()).find("load_safetensors: " + kName + ": ") != 0) {
-      std::fprintf(stderr, "a reel::Error that does not name the input: %s\n", e.what());
+    const std::string message = e.what();
+    if (message.find("load_safetensors: " + kName + ": ") != 0 || !printable(message)) {
+      std::fprintf(stderr, "a reel::Error that does not name the input, or is not printable: %s\n",
+                   e.what());
       std::abort();
     }
   }
