@@ -281,6 +281,9 @@ TEST_CASE("safetensors: data_offsets are two integers 0 <= begin <= end <= data,
           "has data_offsets [4, 0] that end before they begin");
   refused("offs_beyond", "[2]", "[0,8]", z4,
           "has data_offsets [0, 8] beyond the 4 bytes of data (truncated file?)");
+  // Beyond 2^64 nlohmann reads a double, which get<uint64_t>() used to cast (undefined).
+  refused("offs_beyond_u64", "[1]", "[0,18446744073709551616]", z4,
+          "has the offset 18446744073709551616 in data_offsets");
   refused("offs_huge", "[1]", "[18446744073709551612,18446744073709551615]", z4,
           "has data_offsets [18446744073709551612, 18446744073709551615] beyond the 4 bytes");
   refused("offs_size", "[2]", "[0,4]", z4,

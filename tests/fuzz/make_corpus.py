@@ -129,6 +129,13 @@ CASES = [
      ["'__metadata__' maps 'shape' to an array"]),
     ("name_escape_sequence", st('{"\\u001b[2J":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}',
                                 b"\0" * 8), ["tensor '\\x1b[2J'", "unsupported dtype"]),
+    # Found by scripts/fuzz_safetensors.sh against the reader before hardening (UBSan: an offset
+    # beyond 2^64, a double to nlohmann, cast to uint64_t by get<>). numel_overflow above, a
+    # seed, crashed that reader too (UBSan: signed overflow in shape_product).
+    ("fuzz_offset_beyond_u64",
+     b'`\x00\x00\x00\x00\x00\x00\x00{"x":{"dtype":"F32","shape":[1],"data_offsets":'
+     b'[184467442073709551612,18446744073709551615]}}    \x00\x00\x00\x00',
+     [TX, "has the offset 184467442073709551612 in data_offsets"]),
 ]
 
 
