@@ -1,6 +1,7 @@
 #include "reel/core/allocator.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <unordered_map>
@@ -292,6 +293,16 @@ Buffer::~Buffer() {
     cpu_release(data_, bytes_);
   else
     device_release(device_, data_, bytes_);
+}
+
+void copy_to_device_async(const Device& device, void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  check_device_usable(device);
+  void* staged = pinned_allocate(bytes);
+  std::memcpy(staged, src, bytes);
+  cuda::copy_host_to_device_async(device.index, dst, staged, bytes);
+  pinned_record_use(staged, cuda::record_event(device.index));
+  pinned_release(staged, bytes);  // held back until the copy's event has completed
 }
 
 }  // namespace reel

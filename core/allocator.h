@@ -30,6 +30,12 @@ void reset_peak_memory_stats(const Device& device);
 // Returns every cached (not in use) block of the device's pool to the system.
 void empty_cache(const Device& device);
 
+// Copies `bytes` of host memory to `device` (cuda:N) without waiting for the device: through a
+// block of the pinned pool that is held back until the copy has run. For the small arrays an op
+// sends each step (class indices, sequence lengths): the staged copy of pageable memory would
+// wait for the work queued before an earlier copy.
+void copy_to_device_async(const Device& device, void* dst, const void* src, std::size_t bytes);
+
 // Raw bytes from the caching pool of `device` (host or device memory), returned to it when
 // destroyed: for buffers that are not float tensors, such as class indices.
 class Buffer {

@@ -29,14 +29,23 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
 Node::~Node() {
   // Take over the edges whose node this one holds last, and theirs in turn, so that a chain is
   // destroyed in a loop here instead of one nested destructor per node.
+  // An edge that is not the last reference is dropped at once, so that a node reached twice
+  // from here (y * y) is handed over by its last edge rather than destroyed inside this one.
   std::vector<std::shared_ptr<Node>> stack;
-  for (Edge& e : next)
-    if (e.node && e.node.use_count() == 1) stack.push_back(std::move(e.node));
+  auto take = [&stack](std::vector<Edge>& edges) {
+    for (Edge& e : edges) {
+      if (!e.node) continue;
+      if (e.node.use_count() == 1)
+        stack.push_back(std::move(e.node));
+      else
+        e.node.reset();
+    }
+  };
+  take(next);
   while (!stack.empty()) {
     std::shared_ptr<Node> n = std::move(stack.back());
     stack.pop_back();
-    for (Edge& e : n->next)
-      if (e.node && e.node.use_count() == 1) stack.push_back(std::move(e.node));
+    take(n->next);
     // n dies here with no last references to other nodes left in it.
   }
 }

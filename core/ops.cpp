@@ -102,9 +102,11 @@ Tensor binary(math::Binary op, const char* name, const Tensor& a, const Tensor& 
               out_shape.data(), static_cast<int>(out_shape.size()));
   if (any_requires_grad({&a, &b})) {
     auto node = record(name, out, {a, b});
-    const bool saves = op == math::Binary::Mul || op == math::Binary::Div;
-    node->save(saves ? a : Tensor());
-    node->save(saves ? b : Tensor());
+    // d(a b)/da reads b and d(a b)/db reads a; d(a / b)/da reads b, d(a / b)/db both: keep only
+    // what a gradient that is wanted reads.
+    const bool mul = op == math::Binary::Mul, div = op == math::Binary::Div;
+    node->save((mul || div) && node->needs_grad(1) ? a : Tensor());
+    node->save((mul && node->needs_grad(0)) || div ? b : Tensor());
     node->backward = [op, sa, sb, out_shape](Node& self, const Grads& g_out) {
       const Tensor& g = g_out[0];
       const Tensor as = self.saved(0), bs = self.saved(1);
@@ -264,6 +266,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
         else
           batched_gemm(g.device(), false, true, batch, M, K, N, g.data(), M * N, bs.data(), sB,
                        0.0f, da.data(), sA);
+        if (batch == 0) da.fill_(0.0f);  // a shared 2-D operand of an empty batch: no product
         grads[0] = da;
       }
       if (self.needs_grad(1)) {  // dB = A^T @ g
@@ -274,6 +277,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
         else
           batched_gemm(g.device(), true, false, batch, K, N, M, as.data(), sA, g.data(), M * N,
                        0.0f, db.data(), sB);
+        if (batch == 0) db.fill_(0.0f);
         grads[1] = db;
       }
       return grads;
@@ -505,8 +509,8 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets,
   const int64_t* dev_targets = targets.data();
   if (!dev.is_cpu()) {
     target_buf = std::make_shared<Buffer>(static_cast<std::size_t>(N) * sizeof(int64_t), dev);
-    cuda::copy_host_to_device(dev.index, target_buf->data(), targets.data(),
-                              static_cast<std::size_t>(N) * sizeof(int64_t));
+    copy_to_device_async(dev, target_buf->data(), targets.data(),
+                         static_cast<std::size_t>(N) * sizeof(int64_t));
     dev_targets = static_cast<const int64_t*>(target_buf->data());
   }
   Tensor log_probs = Tensor::empty({N, C}, dev);

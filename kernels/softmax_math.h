@@ -23,9 +23,11 @@ REEL_HD float smoothed_target(int64_t c, int64_t t, float eps, int64_t C) {
   return (c == t ? 1.0f - eps : 0.0f) + eps / static_cast<float>(C);
 }
 
-// One class's term of a row's cross-entropy: -target_c * log p_c.
+// One class's term of a row's cross-entropy: -target_c * log p_c, and 0 where target_c is 0
+// (a class masked with a logit of -inf has log p_c = -inf, and 0 * -inf would be NaN).
 REEL_HD float cross_entropy_term(float log_prob, int64_t c, int64_t t, float eps, int64_t C) {
-  return -smoothed_target(c, t, eps, C) * log_prob;
+  const float w = smoothed_target(c, t, eps, C);
+  return w == 0.0f ? 0.0f : -w * log_prob;
 }
 // d(loss)/d(logit_c) of one row, times w = g / count: the smoothed targets sum to 1, so it is
 // softmax_c - target_c.

@@ -80,7 +80,7 @@ std::shared_ptr<Buffer> lengths_on(const Device& dev, const std::vector<int64_t>
   if (dev.is_cpu())
     std::copy(lengths.begin(), lengths.end(), static_cast<int64_t*>(buf->data()));
   else
-    cuda::copy_host_to_device(dev.index, buf->data(), lengths.data(), bytes);
+    copy_to_device_async(dev, buf->data(), lengths.data(), bytes);
   return buf;
 }
 
@@ -153,16 +153,16 @@ LstmLayerOutput lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, 
   if (!any_requires_grad(inputs)) return {out, h_n, c_n};
 
   auto node = reel::record("lstm", {out, h_n, c_n}, inputs);
-  node->save(x);      // 0
-  node->save(w_ih);   // 1
-  node->save(w_hh);   // 2
-  node->save(gates);  // 3
-  node->save(hs);     // 4
-  node->save(cs);     // 5
+  node->save(node->needs_grad(3) ? x : Tensor());     // 0: dW_ih reads the input
+  node->save(node->needs_grad(0) ? w_ih : Tensor());  // 1: dx reads W_ih
+  node->save(w_hh);                                   // 2
+  node->save(gates);                                  // 3
+  node->save(hs);                                     // 4
+  node->save(cs);                                     // 5
   node->backward = [T, B, D, H, reverse, lens](Node& self, const Grads& g) {
     const Tensor xs = self.saved(0), wih = self.saved(1), whh = self.saved(2);
     const Tensor gates = self.saved(3), hs = self.saved(4), cs = self.saved(5);
-    const Device dev = xs.device();
+    const Device dev = gates.device();
     const int64_t* len_ptr = lens ? static_cast<const int64_t*>(lens->data()) : nullptr;
     // dh, dc: [B, H], the gradients arriving at the state after the current step (at first
     // h_n's and c_n's). dG: [T, B, 4H], the pre-activation gradients of every step.

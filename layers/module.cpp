@@ -126,6 +126,8 @@ void Module::to(const Device& device) {
     for (auto& [name, t] : v) {
       if (t.device() == device) continue;
       Tensor moved = t.detach().to(device);
+      // A graph that saved the old storage must not run backward on it: mark it changed.
+      ++t.impl()->storage->version;
       t.impl()->storage = moved.impl()->storage;  // every handle of t sees the new storage
       t.impl()->grad.reset();
     }

@@ -78,8 +78,9 @@ __global__ void reduce_per_thread_kernel(const float* in, float* out, int64_t n_
 // is contiguous (stride 1, extent `inner`), and the block's threads walk it row by row over the
 // other reduced dimensions (for an NCHW tensor summed over N, H, W: a channel's N planes of
 // H*W). Warp shuffles, then one value per warp, make the block's sum.
-__global__ void reduce_per_block_kernel(const float* in, float* out, int64_t n_out, int64_t n_red,
-                                        ReducePlan p) {
+__global__ void __launch_bounds__(1024)
+    reduce_per_block_kernel(const float* in, float* out, int64_t n_out, int64_t n_red,
+                            ReducePlan p) {
   __shared__ float scratch[32];
   const int64_t inner = p.rshape[p.nr - 1];
   const int64_t rows = n_red / inner;

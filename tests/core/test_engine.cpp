@@ -135,6 +135,14 @@ TEST_CASE("destroying and walking very long graphs does not recurse") {
     y = Tensor();  // the chain is destroyed here; a recursive destructor overflows the stack
     x = Tensor();
   }
+  SUBCASE("a chain of 300,000 ops that each read the previous result twice") {
+    Tensor x = Tensor::from_vector({1.0f}, {1});
+    x.requires_grad_();
+    Tensor y = x;
+    for (int i = 0; i < 300000; ++i) y = y * y;  // two edges to the same node every step
+    y = Tensor();  // destroyed here: an edge that is not the last must not recurse either
+    x = Tensor();
+  }
   SUBCASE("a composed LSTM cell over 10,000 steps") {
     const int64_t H = 2, T = 10000;
     Tensor w = leaf({1 + H, 4 * H}, 7, 0.3f);  // [x_t, h] -> gates i, f, g, o
@@ -233,6 +241,35 @@ TEST_CASE("in-place changes bump the storage's version") {
   const uint64_t vc = copy.version();
   t.fill_(2.0f);
   CHECK(copy.version() == vc);
+}
+
+TEST_CASE("an in-place call that fails changes nothing, not even the version") {
+  Tensor w = Tensor::zeros({3});
+  const uint64_t v = w.version();
+  CHECK_THROWS_AS(w.add_(Tensor::ones({4})), Error);
+  CHECK_THROWS_AS(w.copy_(Tensor::ones({4})), Error);
+  std::vector<float> four(4);
+  CHECK_THROWS_AS(w.copy_from_host(four.data(), 4), Error);
+  CHECK(w.version() == v);
+}
+
+TEST_CASE("cross-entropy with a class masked by a logit of -inf, as PyTorch") {
+  // log_softmax([0, -inf, 1])[2] = 1 - log(1 + e) = -0.31326; the masked class adds nothing.
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor x = Tensor::from_vector({0, -inf, 1}, {1, 3});
+  x.requires_grad_();
+  Tensor loss = cross_entropy(x, {2});
+  CHECK(loss.item() == doctest::Approx(0.31326f).epsilon(1e-4));
+  loss.backward();
+  const float e = std::exp(1.0f);
+  check_values(x.grad(), {1 / (1 + e), 0, e / (1 + e) - 1});
+}
+
+TEST_CASE("matmul of a 2-D operand with an empty batch has a zero gradient") {
+  Tensor a = leaf({2, 3}, 40);
+  Tensor b = Tensor::zeros({0, 3, 4});
+  matmul(a, b).sum().backward();
+  check_values(a.grad(), {0, 0, 0, 0, 0, 0}, 0.0f);
 }
 
 TEST_CASE("a saved tensor changed in place makes backward throw, naming the op") {

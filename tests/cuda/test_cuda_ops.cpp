@@ -229,6 +229,18 @@ TEST_CASE("softmax, log_softmax and cross-entropy") {
   for (size_t i = 0; i < many.size(); ++i) many[i] = static_cast<int64_t>((i * 7) % 1000);
   compare([&many](const std::vector<Tensor>& v) { return cross_entropy(v[0], many); },
           {random({300, 1000}, 43)});
+  // A class masked with -inf (with and without smoothing) gives no NaN, as on the CPU.
+  const float inf = INFINITY;
+  for (float eps : {0.0f, 0.1f}) {
+    INFO("masked, smoothing " << eps);
+    const Tensor masked = Tensor::from_vector({0, -inf, 1, 2, 0.5f, -inf}, {2, 3});
+    const float on_gpu = cross_entropy(masked.to(kGpu), {2, 0}, eps).item();
+    const float on_cpu = cross_entropy(masked, {2, 0}, eps).item();
+    if (eps == 0.0f)
+      CHECK(on_gpu == doctest::Approx(on_cpu));
+    else  // smoothing puts weight on the -inf class: +inf, as PyTorch, on both devices
+      CHECK((std::isinf(on_gpu) && on_gpu > 0 && on_cpu == on_gpu));
+  }
   Tensor all_ignored = cross_entropy(Tensor::zeros({2, 3}, kGpu), {-100, -100});
   CHECK(std::isnan(all_ignored.item()));
 }

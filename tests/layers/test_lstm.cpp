@@ -236,6 +236,16 @@ TEST_CASE("LSTMCell is one step of the layer") {
   CHECK(x.grad().defined());
 }
 
+TEST_CASE("a module moved to another device after its forward cannot run that backward") {
+  LSTMCell cell(2, 3);
+  const LSTMCell::State s = cell.forward(Tensor::ones({1, 2}));
+  cell.to(Device::cpu());  // the same device: nothing moves, the graph stays usable
+  s.h.sum().backward(Tensor(), true);
+  if (!cuda::available()) return;
+  cell.to(Device::cuda(0));
+  CHECK_THROWS_WITH_AS(s.h.sum().backward(), doctest::Contains("modified in place"), Error);
+}
+
 TEST_CASE("dropout: inverted in training, the identity in evaluation") {
   manual_seed(3);
   const Tensor x = Tensor::ones({10000});
