@@ -168,7 +168,8 @@ inline F<V> tanh(F<V> x) {
   p = V::fma(p, z, splat<V>(-5.37397155531e-2f));
   p = V::fma(p, z, splat<V>(1.33314422036e-1f));
   p = V::fma(p, z, splat<V>(-3.33332819422e-1f));
-  const F<V> small = V::fma(p * z, x, x);
+  // The sign copied back gives tanh(-0) = -0 (x + x z P is +0 there).
+  const F<V> small = as_float<V>(as_int<V>(V::fma(p * z, x, x)) | sign);
   return select<V>(a < splat<V>(0.625f), small, big);
 }
 
