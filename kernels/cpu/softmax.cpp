@@ -116,15 +116,21 @@ void cross_entropy_backward(const float* g, const float* log_probs, const int64_
   const VecKernels& vk = vec_table();
   const float off = math::smoothed_target(1, 0, label_smoothing, C);  // a class not the target
   for_each_range(N, C * kSoftmaxCost, 1, [&](int64_t b, int64_t e) {
+    // The rows [b, e) in one call (one stream of writes), then each row's target element and
+    // the ignored rows, which are in cache.
+    if (count == 0) {
+      vk.fill(dlogits + b * C, 0.0f, (e - b) * C);
+      return;
+    }
+    vk.exp_scale_sub(log_probs + b * C, dlogits + b * C, (e - b) * C, w, off);
     for (int64_t r = b; r < e; ++r) {
       const int64_t t = targets[r];
       float* d = dlogits + r * C;  // [C]
-      if (t == ignore_index || count == 0) {
+      if (t == ignore_index) {
         vk.fill(d, 0.0f, C);
-        continue;
+      } else {
+        d[t] = math::cross_entropy_grad(log_probs[r * C + t], t, t, label_smoothing, C, w);
       }
-      vk.exp_scale_sub(log_probs + r * C, d, C, w, off);
-      d[t] = math::cross_entropy_grad(log_probs[r * C + t], t, t, label_smoothing, C, w);
     }
   });
 }

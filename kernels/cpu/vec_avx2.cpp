@@ -11,6 +11,9 @@ struct Avx2 {
   using F = __m256;
   typedef int32_t I __attribute__((vector_size(32)));
   static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  // p aligned to sizeof(F)
+  static void stream(float* p, F v) { _mm256_stream_ps(p, v); }
+  static void fence() { _mm_sfence(); }
 };
 constexpr VecKernels kTable = vec::make_table<Avx2>();
 }  // namespace

@@ -17,6 +17,9 @@ struct Avx512 {
   using F = __m512;
   typedef int32_t I __attribute__((vector_size(64)));
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  // p aligned to sizeof(F)
+  static void stream(float* p, F v) { _mm512_stream_ps(p, v); }
+  static void fence() { _mm_sfence(); }
 };
 constexpr VecKernels kTable = vec::make_table<Avx512>();
 }  // namespace

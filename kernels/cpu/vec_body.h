@@ -244,11 +244,29 @@ struct In {
   }
 };
 
+// From this many floats of output (4 MiB) a loop writes with non-temporal stores: an output that
+// large leaves the caches anyway, and streaming it skips reading each line before it is written
+// (a third less traffic for a unary op, a quarter less for a binary one).
+constexpr int64_t kStreamMin = int64_t{1} << 20;
+
 // out[i] = f(in0[i], in1[i], ...) over [n], two vectors per step, a partial vector at the end.
+// `may_stream`: out is not also an input, so it may be written with non-temporal stores.
 template <class V, class Fn, class... Ins>
-inline void map(float* out, int64_t n, Fn fn, const Ins&... ins) {
+inline void map_to(float* out, int64_t n, bool may_stream, Fn fn, const Ins&... ins) {
   constexpr int W = V::W;
   int64_t i = 0;
+  if (may_stream && n >= kStreamMin) {
+    // Ordinary stores up to a whole vector's alignment, then streaming ones.
+    for (; i < n && reinterpret_cast<uintptr_t>(out + i) % sizeof(F<V>) != 0; ++i)
+      store_part<V>(out + i, fn(ins.part(i, 1)...), 1);
+    for (; i + 2 * W <= n; i += 2 * W) {
+      const F<V> r0 = fn(ins.at(i)...);
+      const F<V> r1 = fn(ins.at(i + W)...);
+      V::stream(out + i, r0);
+      V::stream(out + i + W, r1);
+    }
+    V::fence();  // the streamed lines are visible to other threads before this returns
+  }
   for (; i + 2 * W <= n; i += 2 * W) {
     const F<V> r0 = fn(ins.at(i)...);
     const F<V> r1 = fn(ins.at(i + W)...);
@@ -259,74 +277,83 @@ inline void map(float* out, int64_t n, Fn fn, const Ins&... ins) {
   if (i < n) store_part<V>(out + i, fn(ins.part(i, n - i)...), n - i);
 }
 
+template <class V, class Fn, class... Ins>
+inline void map(float* out, int64_t n, Fn fn, const Ins&... ins) {
+  map_to<V>(out, n, false, fn, ins...);
+}
+
 template <class V, int Op>
 void unary_fwd(const float* x, float* y, int64_t n) {
-  map<V>(
-      y, n, [](F<V> v) { return unary_f<V, Op>(v); }, In<V, true>(x));
+  map_to<V>(
+      y, n, x != y, [](F<V> v) { return unary_f<V, Op>(v); }, In<V, true>(x));
 }
 
 // Reads only what the derivative needs (x for log and relu, y for exp, tanh and sigmoid).
 template <class V, int Op>
 void unary_bwd(const float* g, const float* x, const float* y, float* dx, int64_t n) {
   const F<V> unused{};
+  auto map = [dx, n, st = dx != g && dx != x && dx != y](auto fn, const auto&... ins) {
+    map_to<V>(dx, n, st, fn, ins...);
+  };
   if constexpr (Op == 0) {
-    map<V>(
-        dx, n, [unused](F<V> gv) { return unary_b<V, Op>(gv, unused, unused); }, In<V, true>(g));
+    map([unused](F<V> gv) { return unary_b<V, Op>(gv, unused, unused); }, In<V, true>(g));
   } else if constexpr (Op == 2 || Op == 5) {
-    map<V>(
-        dx, n, [unused](F<V> gv, F<V> xv) { return unary_b<V, Op>(gv, xv, unused); },
-        In<V, true>(g), In<V, true>(x));
+    map([unused](F<V> gv, F<V> xv) { return unary_b<V, Op>(gv, xv, unused); }, In<V, true>(g),
+        In<V, true>(x));
   } else {
-    map<V>(
-        dx, n, [unused](F<V> gv, F<V> yv) { return unary_b<V, Op>(gv, unused, yv); },
-        In<V, true>(g), In<V, true>(y));
+    map([unused](F<V> gv, F<V> yv) { return unary_b<V, Op>(gv, unused, yv); }, In<V, true>(g),
+        In<V, true>(y));
   }
 }
 
 template <class V, int Op>
 void binary_fwd(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
   auto f = [](F<V> x, F<V> y) { return binary_f<V, Op>(x, y); };
+  auto map = [out, n, st = out != a && out != b](auto fn, const auto&... ins) {
+    map_to<V>(out, n, st, fn, ins...);
+  };
   if (sa != 0 && sb != 0) {
-    map<V>(out, n, f, In<V, true>(a), In<V, true>(b));
+    map(f, In<V, true>(a), In<V, true>(b));
   } else if (sa != 0) {
-    map<V>(out, n, f, In<V, true>(a), In<V, false>(b));
+    map(f, In<V, true>(a), In<V, false>(b));
   } else if (sb != 0) {
-    map<V>(out, n, f, In<V, false>(a), In<V, true>(b));
+    map(f, In<V, false>(a), In<V, true>(b));
   } else {
-    map<V>(out, n, f, In<V, false>(a), In<V, false>(b));
+    map(f, In<V, false>(a), In<V, false>(b));
   }
 }
 
 template <class V, int Side, int Op>
 void binary_bwd(const float* g, const float* a, int64_t sa, const float* b, int64_t sb, float* out,
                 int64_t n) {
+  auto map = [out, n, st = out != g && out != a && out != b](auto fn, const auto&... ins) {
+    map_to<V>(out, n, st, fn, ins...);
+  };
   if constexpr (Op == 0 || Op == 1) {  // add, sub: a and b unread
     if constexpr (Side == 1 && Op == 1) {
-      map<V>(
-          out, n, [](F<V> gv) { return -gv; }, In<V, true>(g));
+      map([](F<V> gv) { return -gv; }, In<V, true>(g));
     } else {
-      map<V>(
-          out, n, [](F<V> gv) { return gv; }, In<V, true>(g));
+      map([](F<V> gv) { return gv; }, In<V, true>(g));
     }
     return;
   }
   auto f = [](F<V> gv, F<V> x, F<V> y) { return binary_b<V, Side, Op>(gv, x, y); };
   const In<V, true> gi(g);
   if (sa != 0 && sb != 0) {
-    map<V>(out, n, f, gi, In<V, true>(a), In<V, true>(b));
+    map(f, gi, In<V, true>(a), In<V, true>(b));
   } else if (sa != 0) {
-    map<V>(out, n, f, gi, In<V, true>(a), In<V, false>(b));
+    map(f, gi, In<V, true>(a), In<V, false>(b));
   } else if (sb != 0) {
-    map<V>(out, n, f, gi, In<V, false>(a), In<V, true>(b));
+    map(f, gi, In<V, false>(a), In<V, true>(b));
   } else {
-    map<V>(out, n, f, gi, In<V, false>(a), In<V, false>(b));
+    map(f, gi, In<V, false>(a), In<V, false>(b));
   }
 }
 
 template <class V>
 void fill(float* y, float value, int64_t n) {
   const F<V> v = splat<V>(value);
-  map<V>(y, n, [v]() { return v; });
+  map_to<V>(y, n, true, [v]() { return v; });
 }
 
 template <class V>
@@ -345,8 +372,8 @@ void scale(float alpha, float* y, int64_t n) {
 
 template <class V>
 void copy(const float* x, float* y, int64_t n) {
-  map<V>(
-      y, n, [](F<V> v) { return v; }, In<V, true>(x));
+  map_to<V>(
+      y, n, x != y, [](F<V> v) { return v; }, In<V, true>(x));
 }
 
 // Sum over [n] of term(vector at i, lanes valid), four accumulators, in float within blocks of
@@ -489,8 +516,50 @@ void softmax_backward_rows(const float* g, const float* y, float* dx, int64_t ro
 template <class V>
 void exp_scale_sub(const float* log_probs, float* d, int64_t n, float w, float offset) {
   const F<V> wv = splat<V>(w), ov = splat<V>(offset);
-  map<V>(
-      d, n, [wv, ov](F<V> v) { return wv * (exp<V>(v) - ov); }, In<V, true>(log_probs));
+  map_to<V>(
+      d, n, d != log_probs, [wv, ov](F<V> v) { return wv * (exp<V>(v) - ov); },
+      In<V, true>(log_probs));
+}
+
+// One round of a W x W transpose in registers: rows i and i + S (i & S == 0) swap their
+// off-diagonal S x S blocks. After the rounds S = W/2, ..., 2, 1 row r holds column r.
+template <class V, int S>
+inline void transpose_round(F<V>* r) {
+  using Mask = I<V>;
+  Mask lo, hi;
+  for (int l = 0; l < V::W; ++l) {
+    lo[l] = (l & S) ? V::W + l - S : l;
+    hi[l] = (l & S) ? V::W + l : l + S;
+  }
+  for (int i = 0; i < V::W; ++i) {
+    if (i & S) continue;
+    const F<V> a = r[i], b = r[i + S];
+    r[i] = __builtin_shuffle(a, b, lo);
+    r[i + S] = __builtin_shuffle(a, b, hi);
+  }
+  if constexpr (S > 1) transpose_round<V, S / 2>(r);
+}
+
+// out[c * ld_out + r] = in[r * ld_in + c] for r < rows, c < cols: W x W blocks through
+// registers, the ragged edges element by element.
+template <class V>
+void transpose(const float* in, int64_t ld_in, float* out, int64_t ld_out, int64_t rows,
+               int64_t cols) {
+  constexpr int W = V::W;
+  int64_t r0 = 0;
+  for (; r0 + W <= rows; r0 += W) {
+    int64_t c0 = 0;
+    for (; c0 + W <= cols; c0 += W) {
+      F<V> t[W];
+      for (int i = 0; i < W; ++i) t[i] = load<V>(in + (r0 + i) * ld_in + c0);
+      transpose_round<V, W / 2>(t);
+      for (int i = 0; i < W; ++i) store<V>(out + (c0 + i) * ld_out + r0, t[i]);
+    }
+    for (int64_t r = r0; r < r0 + W; ++r)
+      for (int64_t c = c0; c < cols; ++c) out[c * ld_out + r] = in[r * ld_in + c];
+  }
+  for (int64_t r = r0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c * ld_out + r] = in[r * ld_in + c];
 }
 
 template <class V>
@@ -510,7 +579,8 @@ constexpr VecKernels make_table() {
       &sum<V>,
       &softmax_rows<V>,
       &softmax_backward_rows<V>,
-      &exp_scale_sub<V>};
+      &exp_scale_sub<V>,
+      &transpose<V>};
 }
 
 }  // namespace reel::cpu::vec

@@ -11,6 +11,9 @@ struct Generic {
   using F = __m128;
   typedef int32_t I __attribute__((vector_size(16)));
   static F fma(F a, F b, F c) { return a * b + c; }
+  // p aligned to sizeof(F)
+  static void stream(float* p, F v) { _mm_stream_ps(p, v); }
+  static void fence() { _mm_sfence(); }
 };
 constexpr VecKernels kTable = vec::make_table<Generic>();
 }  // namespace

@@ -41,6 +41,10 @@ struct VecKernels {
   // log_probs, d: [rows, C]: d = w * exp(log_probs) - offset (the caller then fixes each row's
   // target element)
   void (*exp_scale_sub)(const float* log_probs, float* d, int64_t n, float w, float offset);
+  // out[c * ld_out + r] = in[r * ld_in + c] for r < rows, c < cols (in: rows x cols at row
+  // stride ld_in, out: cols x rows at row stride ld_out)
+  void (*transpose)(const float* in, int64_t ld_in, float* out, int64_t ld_out, int64_t rows,
+                    int64_t cols);
 };
 
 const VecKernels& vec_kernels_avx512();
