@@ -9,7 +9,9 @@
 // (softmax). bench/peers/elementwise.py times PyTorch on the same ops and shapes.
 //
 //   REEL_NUM_THREADS=2 build/bench/bench_elementwise --benchmark_repetitions=7 \
-//     --benchmark_report_aggregates_only=true   (the "min" rows are the best of 7)
+//     --benchmark_report_aggregates_only=true
+// The "_min" rows give the best time of the 7 (Google Benchmark applies a statistic to every
+// column, so their GBps is the lowest of the 7: the README's GB/s are bytes / best time).
 
 #include <benchmark/benchmark.h>
 #include <omp.h>

@@ -25,6 +25,12 @@
 
 #include "reel/kernels/cpu/vec_kernels.h"
 
+// Every helper is forced inline: a call per vector (GCC otherwise keeps exp out of line in the
+// streaming loops) costs more than the math.
+#define REEL_VEC_INLINE inline __attribute__((always_inline))
+// The table's entries inline everything they call, lambdas included.
+#define REEL_VEC_ENTRY __attribute__((flatten))
+
 namespace reel::cpu::vec {
 
 template <class V>
@@ -33,56 +39,56 @@ template <class V>
 using I = typename V::I;
 
 template <class V>
-inline F<V> splat(float s) {
+REEL_VEC_INLINE F<V> splat(float s) {
   F<V> r;
   for (int i = 0; i < V::W; ++i) r[i] = s;
   return r;
 }
 template <class V>
-inline F<V> load(const float* p) {
+REEL_VEC_INLINE F<V> load(const float* p) {
   F<V> r;
   __builtin_memcpy(&r, p, sizeof(r));
   return r;
 }
 template <class V>
-inline void store(float* p, F<V> v) {
+REEL_VEC_INLINE void store(float* p, F<V> v) {
   __builtin_memcpy(p, &v, sizeof(v));
 }
 // The first m < W floats of p, the other lanes `fill`.
 template <class V>
-inline F<V> load_part(const float* p, int64_t m, float fill) {
+REEL_VEC_INLINE F<V> load_part(const float* p, int64_t m, float fill) {
   F<V> r = splat<V>(fill);
   for (int64_t i = 0; i < m; ++i) r[i] = p[i];
   return r;
 }
 template <class V>
-inline void store_part(float* p, F<V> v, int64_t m) {
+REEL_VEC_INLINE void store_part(float* p, F<V> v, int64_t m) {
   for (int64_t i = 0; i < m; ++i) p[i] = v[i];
 }
 template <class V>
-inline F<V> as_float(I<V> i) {
+REEL_VEC_INLINE F<V> as_float(I<V> i) {
   return (F<V>)i;
 }
 template <class V>
-inline I<V> as_int(F<V> f) {
+REEL_VEC_INLINE I<V> as_int(F<V> f) {
   return (I<V>)f;
 }
 template <class V>
-inline F<V> select(I<V> mask, F<V> a, F<V> b) {
+REEL_VEC_INLINE F<V> select(I<V> mask, F<V> a, F<V> b) {
   return mask ? a : b;
 }
 template <class V>
-inline F<V> vmax(F<V> a, F<V> b) {
+REEL_VEC_INLINE F<V> vmax(F<V> a, F<V> b) {
   return a > b ? a : b;
 }
 template <class V>
-inline float hsum(F<V> v) {
+REEL_VEC_INLINE float hsum(F<V> v) {
   float s = 0.0f;
   for (int i = 0; i < V::W; ++i) s += v[i];
   return s;
 }
 template <class V>
-inline float hmax(F<V> v) {
+REEL_VEC_INLINE float hmax(F<V> v) {
   float m = v[0];
   for (int i = 1; i < V::W; ++i) m = v[i] > m ? v[i] : m;
   return m;
@@ -92,7 +98,7 @@ inline float hmax(F<V> v) {
 // Vector math
 
 template <class V>
-inline F<V> exp(F<V> x) {
+REEL_VEC_INLINE F<V> exp(F<V> x) {
   // Beyond these, exp is 0 (below 2^-150) or overflows; NaN passes through the comparisons.
   x = select<V>(x < splat<V>(-104.0f), splat<V>(-104.0f), x);
   x = select<V>(x > splat<V>(89.0f), splat<V>(89.0f), x);
@@ -119,7 +125,7 @@ inline F<V> exp(F<V> x) {
 }
 
 template <class V>
-inline F<V> log(F<V> x) {
+REEL_VEC_INLINE F<V> log(F<V> x) {
   const I<V> denormal = x < splat<V>(1.17549435e-38f);  // also 0, negatives and -inf
   const F<V> xs = select<V>(denormal, x * splat<V>(8388608.0f), x);
   const I<V> bits = as_int<V>(xs);
@@ -155,7 +161,7 @@ inline F<V> log(F<V> x) {
 }
 
 template <class V>
-inline F<V> tanh(F<V> x) {
+REEL_VEC_INLINE F<V> tanh(F<V> x) {
   const I<V> sign = as_int<V>(x) & (-2147483647 - 1);
   const F<V> a = as_float<V>(as_int<V>(x) & 0x7fffffff);
   // |x| >= 0.625: 1 - 2 / (exp(2|x|) + 1), exactly 1 from exp(2|x|) > 2^25 on (and for inf).
@@ -174,7 +180,7 @@ inline F<V> tanh(F<V> x) {
 }
 
 template <class V>
-inline F<V> sigmoid(F<V> x) {
+REEL_VEC_INLINE F<V> sigmoid(F<V> x) {
   const F<V> e = exp<V>(as_float<V>(as_int<V>(x) | (-2147483647 - 1)));
   const F<V> r = splat<V>(1.0f) / (splat<V>(1.0f) + e);
   return select<V>(x >= splat<V>(0.0f), r, e * r);
@@ -184,7 +190,7 @@ inline F<V> sigmoid(F<V> x) {
 // Per-op functors: the SIMD forms of elementwise_math.h, same formulas, same order.
 
 template <class V, int Op>
-inline F<V> unary_f(F<V> x) {
+REEL_VEC_INLINE F<V> unary_f(F<V> x) {
   if constexpr (Op == 0) return -x;  // Neg
   if constexpr (Op == 1) return exp<V>(x);
   if constexpr (Op == 2) return log<V>(x);
@@ -194,7 +200,7 @@ inline F<V> unary_f(F<V> x) {
 }
 
 template <class V, int Op>
-inline F<V> unary_b(F<V> g, F<V> x, F<V> y) {
+REEL_VEC_INLINE F<V> unary_b(F<V> g, F<V> x, F<V> y) {
   if constexpr (Op == 0) return -g;
   if constexpr (Op == 1) return g * y;
   if constexpr (Op == 2) return g / x;
@@ -204,7 +210,7 @@ inline F<V> unary_b(F<V> g, F<V> x, F<V> y) {
 }
 
 template <class V, int Op>
-inline F<V> binary_f(F<V> a, F<V> b) {
+REEL_VEC_INLINE F<V> binary_f(F<V> a, F<V> b) {
   if constexpr (Op == 0) return a + b;
   if constexpr (Op == 1) return a - b;
   if constexpr (Op == 2) return a * b;
@@ -212,7 +218,7 @@ inline F<V> binary_f(F<V> a, F<V> b) {
 }
 
 template <class V, int Side, int Op>
-inline F<V> binary_b(F<V> g, F<V> a, F<V> b) {
+REEL_VEC_INLINE F<V> binary_b(F<V> g, F<V> a, F<V> b) {
   if constexpr (Side == 0) {
     if constexpr (Op == 0 || Op == 1) return g;
     if constexpr (Op == 2) return g * b;
@@ -252,7 +258,7 @@ constexpr int64_t kStreamMin = int64_t{1} << 20;
 // out[i] = f(in0[i], in1[i], ...) over [n], two vectors per step, a partial vector at the end.
 // `may_stream`: out is not also an input, so it may be written with non-temporal stores.
 template <class V, class Fn, class... Ins>
-inline void map_to(float* out, int64_t n, bool may_stream, Fn fn, const Ins&... ins) {
+REEL_VEC_INLINE void map_to(float* out, int64_t n, bool may_stream, Fn fn, const Ins&... ins) {
   constexpr int W = V::W;
   int64_t i = 0;
   if (may_stream && n >= kStreamMin) {
@@ -278,19 +284,20 @@ inline void map_to(float* out, int64_t n, bool may_stream, Fn fn, const Ins&... 
 }
 
 template <class V, class Fn, class... Ins>
-inline void map(float* out, int64_t n, Fn fn, const Ins&... ins) {
+REEL_VEC_INLINE void map(float* out, int64_t n, Fn fn, const Ins&... ins) {
   map_to<V>(out, n, false, fn, ins...);
 }
 
 template <class V, int Op>
-void unary_fwd(const float* x, float* y, int64_t n) {
+REEL_VEC_ENTRY void unary_fwd(const float* x, float* y, int64_t n) {
   map_to<V>(
       y, n, x != y, [](F<V> v) { return unary_f<V, Op>(v); }, In<V, true>(x));
 }
 
 // Reads only what the derivative needs (x for log and relu, y for exp, tanh and sigmoid).
 template <class V, int Op>
-void unary_bwd(const float* g, const float* x, const float* y, float* dx, int64_t n) {
+REEL_VEC_ENTRY void unary_bwd(const float* g, const float* x, const float* y, float* dx,
+                              int64_t n) {
   const F<V> unused{};
   auto map = [dx, n, st = dx != g && dx != x && dx != y](auto fn, const auto&... ins) {
     map_to<V>(dx, n, st, fn, ins...);
@@ -307,7 +314,8 @@ void unary_bwd(const float* g, const float* x, const float* y, float* dx, int64_
 }
 
 template <class V, int Op>
-void binary_fwd(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
+REEL_VEC_ENTRY void binary_fwd(const float* a, int64_t sa, const float* b, int64_t sb, float* out,
+                               int64_t n) {
   auto f = [](F<V> x, F<V> y) { return binary_f<V, Op>(x, y); };
   auto map = [out, n, st = out != a && out != b](auto fn, const auto&... ins) {
     map_to<V>(out, n, st, fn, ins...);
@@ -324,8 +332,8 @@ void binary_fwd(const float* a, int64_t sa, const float* b, int64_t sb, float* o
 }
 
 template <class V, int Side, int Op>
-void binary_bwd(const float* g, const float* a, int64_t sa, const float* b, int64_t sb, float* out,
-                int64_t n) {
+REEL_VEC_ENTRY void binary_bwd(const float* g, const float* a, int64_t sa, const float* b,
+                               int64_t sb, float* out, int64_t n) {
   auto map = [out, n, st = out != g && out != a && out != b](auto fn, const auto&... ins) {
     map_to<V>(out, n, st, fn, ins...);
   };
@@ -351,27 +359,27 @@ void binary_bwd(const float* g, const float* a, int64_t sa, const float* b, int6
 }
 
 template <class V>
-void fill(float* y, float value, int64_t n) {
+REEL_VEC_ENTRY void fill(float* y, float value, int64_t n) {
   const F<V> v = splat<V>(value);
   map_to<V>(y, n, true, [v]() { return v; });
 }
 
 template <class V>
-void axpy(float alpha, const float* x, float* y, int64_t n) {
+REEL_VEC_ENTRY void axpy(float alpha, const float* x, float* y, int64_t n) {
   const F<V> a = splat<V>(alpha);
   map<V>(
       y, n, [a](F<V> xv, F<V> yv) { return V::fma(a, xv, yv); }, In<V, true>(x), In<V, true>(y));
 }
 
 template <class V>
-void scale(float alpha, float* y, int64_t n) {
+REEL_VEC_ENTRY void scale(float alpha, float* y, int64_t n) {
   const F<V> a = splat<V>(alpha);
   map<V>(
       y, n, [a](F<V> yv) { return yv * a; }, In<V, true>(y));
 }
 
 template <class V>
-void copy(const float* x, float* y, int64_t n) {
+REEL_VEC_ENTRY void copy(const float* x, float* y, int64_t n) {
   map_to<V>(
       y, n, x != y, [](F<V> v) { return v; }, In<V, true>(x));
 }
@@ -379,7 +387,7 @@ void copy(const float* x, float* y, int64_t n) {
 // Sum over [n] of term(vector at i, lanes valid), four accumulators, in float within blocks of
 // 4096 elements and in double across blocks. `fill` is the input value of the lanes past n.
 template <class V, class Term, class... Ins>
-inline double reduce(int64_t n, Term term, float fill, const Ins&... ins) {
+REEL_VEC_INLINE double reduce(int64_t n, Term term, float fill, const Ins&... ins) {
   constexpr int W = V::W;
   constexpr int64_t kBlock = 4096;
   double total = 0.0;
@@ -401,13 +409,13 @@ inline double reduce(int64_t n, Term term, float fill, const Ins&... ins) {
 }
 
 template <class V>
-double sum(const float* x, int64_t n) {
+REEL_VEC_ENTRY double sum(const float* x, int64_t n) {
   return reduce<V>(
       n, [](F<V> v) { return v; }, 0.0f, x);
 }
 
 template <class V>
-float row_max(const float* x, int64_t n) {
+REEL_VEC_ENTRY float row_max(const float* x, int64_t n) {
   constexpr int W = V::W;
   const float ninf = -__builtin_inff();
   F<V> m0 = splat<V>(ninf), m1 = m0;
@@ -423,11 +431,11 @@ float row_max(const float* x, int64_t n) {
 
 // The scalar exp and log of lane 0, through the vector code.
 template <class V>
-float exp1(float x) {
+REEL_VEC_ENTRY float exp1(float x) {
   return exp<V>(splat<V>(x))[0];
 }
 template <class V>
-float log1(float x) {
+REEL_VEC_ENTRY float log1(float x) {
   return log<V>(splat<V>(x))[0];
 }
 
@@ -436,7 +444,8 @@ float log1(float x) {
 constexpr int64_t kSoftmaxChunk = 2048;
 
 template <class V>
-void softmax_rows(const float* x, float* y, int64_t rows, int64_t C, bool log, double* row_sums) {
+REEL_VEC_ENTRY void softmax_rows(const float* x, float* y, int64_t rows, int64_t C, bool log,
+                                 double* row_sums) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* px = x + r * C;  // [C]
     float* py = y + r * C;        // [C]
@@ -450,10 +459,23 @@ void softmax_rows(const float* x, float* y, int64_t rows, int64_t C, bool log, d
             C, [mv](F<V> v) { return exp<V>(v - mv); }, -__builtin_inff(), px);
       } else {
         // y = exp(x - m), summed as it is written; scaled below.
-        map<V>(
-            py, C, [mv](F<V> v) { return exp<V>(v - mv); }, In<V, true>(px));
-        s = reduce<V>(
-            C, [](F<V> v) { return v; }, 0.0f, py);
+        constexpr int W = V::W;
+        F<V> acc0 = splat<V>(0.0f), acc1 = acc0;
+        int64_t i = 0;
+        for (; i + 2 * W <= C; i += 2 * W) {
+          const F<V> e0 = exp<V>(load<V>(px + i) - mv), e1 = exp<V>(load<V>(px + i + W) - mv);
+          store<V>(py + i, e0);
+          store<V>(py + i + W, e1);
+          acc0 = acc0 + e0;
+          acc1 = acc1 + e1;
+        }
+        for (; i < C; i += W) {
+          const int64_t m_left = C - i < W ? C - i : W;
+          const F<V> e = exp<V>(load_part<V>(px + i, m_left, -__builtin_inff()) - mv);
+          store_part<V>(py + i, e, m_left);
+          acc0 = acc0 + e;
+        }
+        s = static_cast<double>(hsum<V>(acc0 + acc1));
         scale<V>(static_cast<float>(1.0 / s), py, C);
         continue;
       }
@@ -489,8 +511,8 @@ void softmax_rows(const float* x, float* y, int64_t rows, int64_t C, bool log, d
 }
 
 template <class V>
-void softmax_backward_rows(const float* g, const float* y, float* dx, int64_t rows, int64_t C,
-                           bool log) {
+REEL_VEC_ENTRY void softmax_backward_rows(const float* g, const float* y, float* dx, int64_t rows,
+                                          int64_t C, bool log) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* pg = g + r * C;  // [C]
     const float* py = y + r * C;  // [C]
@@ -514,7 +536,8 @@ void softmax_backward_rows(const float* g, const float* y, float* dx, int64_t ro
 }
 
 template <class V>
-void exp_scale_sub(const float* log_probs, float* d, int64_t n, float w, float offset) {
+REEL_VEC_ENTRY void exp_scale_sub(const float* log_probs, float* d, int64_t n, float w,
+                                  float offset) {
   const F<V> wv = splat<V>(w), ov = splat<V>(offset);
   map_to<V>(
       d, n, d != log_probs, [wv, ov](F<V> v) { return wv * (exp<V>(v) - ov); },
@@ -524,7 +547,7 @@ void exp_scale_sub(const float* log_probs, float* d, int64_t n, float w, float o
 // One round of a W x W transpose in registers: rows i and i + S (i & S == 0) swap their
 // off-diagonal S x S blocks. After the rounds S = W/2, ..., 2, 1 row r holds column r.
 template <class V, int S>
-inline void transpose_round(F<V>* r) {
+REEL_VEC_INLINE void transpose_round(F<V>* r) {
   using Mask = I<V>;
   Mask lo, hi;
   for (int l = 0; l < V::W; ++l) {
@@ -543,8 +566,8 @@ inline void transpose_round(F<V>* r) {
 // out[c * ld_out + r] = in[r * ld_in + c] for r < rows, c < cols: W x W blocks through
 // registers, the ragged edges element by element.
 template <class V>
-void transpose(const float* in, int64_t ld_in, float* out, int64_t ld_out, int64_t rows,
-               int64_t cols) {
+REEL_VEC_ENTRY void transpose(const float* in, int64_t ld_in, float* out, int64_t ld_out,
+                              int64_t rows, int64_t cols) {
   constexpr int W = V::W;
   int64_t r0 = 0;
   for (; r0 + W <= rows; r0 += W) {
