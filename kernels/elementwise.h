@@ -31,6 +31,15 @@ void binary_backward(math::Binary op, int side, const float* g, const int64_t* g
                      const float* a, const int64_t* a_strides, const float* b,
                      const int64_t* b_strides, float* out, const int64_t* shape, int ndim);
 
+// The vector bodies that the CPU pointwise, reduction, softmax and copy kernels run: "avx512",
+// "avx2" or "generic" (baseline x86-64), the best this CPU has unless REEL_VEC_ISA names another
+// that it has (CPU detection shared with the GEMM's, kernels/cpu/isa.h).
+const char* vec_isa();
+// Forces the vector bodies ("avx512", "avx2" or "generic"); nullptr or "auto" restores the
+// run-time choice. Returns false, and changes nothing, for an unknown name or an ISA this CPU
+// lacks. For tests and benchmarks; not safe to call while another thread runs a kernel.
+bool vec_force_isa(const char* isa);
+
 // y: [n] = value
 void fill(float* y, float value, int64_t n);
 // y: [n] += alpha * x: [n]

@@ -29,6 +29,13 @@ REEL_HD float cross_entropy_term(float log_prob, int64_t c, int64_t t, float eps
   const float w = smoothed_target(c, t, eps, C);
   return w == 0.0f ? 0.0f : -w * log_prob;
 }
+// The cross-entropy of one row, -sum_c smoothed_target(c) * log_prob_c, from the target's
+// log-probability lp_t and the row's sum of log-probabilities sum_lp. Without smoothing only lp_t
+// counts, so a class of probability 0 (log-probability -inf) elsewhere gives no NaN (PyTorch).
+REEL_HD double cross_entropy_row(float lp_t, double sum_lp, float eps, int64_t C) {
+  const double own = -(1.0 - static_cast<double>(eps)) * static_cast<double>(lp_t);
+  return eps == 0.0f ? own : own - static_cast<double>(eps) / static_cast<double>(C) * sum_lp;
+}
 // d(loss)/d(logit_c) of one row, times w = g / count: the smoothed targets sum to 1, so it is
 // softmax_c - target_c.
 REEL_HD float cross_entropy_grad(float log_prob, int64_t c, int64_t t, float eps, int64_t C,

@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "reel/kernels/cpu/isa.h"
 #include "reel/kernels/cpu/parallel.h"
 
 namespace reel::cpu {
@@ -131,22 +132,23 @@ const Ukernel& generic_kernel() {
 
 // nullptr when this CPU (and OS) cannot run that kernel or the name is unknown.
 const Ukernel* kernel_by_name(const char* name) {
-  __builtin_cpu_init();
-  if (std::strcmp(name, "avx512") == 0) {
-    static const Ukernel k{"avx512", &gemm_detail::gemm_ukernel_avx512, gemm_detail::gemm_avx512_mr,
-                           gemm_detail::gemm_avx512_nr, &gemm_detail::gemm_pack_transpose_avx512};
-    // The kernel's file is compiled with -mavx512f -mavx512vl -mavx2 -mfma.
-    const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                    __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return ok ? &k : nullptr;
+  Isa isa;
+  if (!isa_from_name(name, &isa) || !cpu_has(isa)) return nullptr;
+  switch (isa) {
+    case Isa::Avx512: {
+      static const Ukernel k{"avx512", &gemm_detail::gemm_ukernel_avx512,
+                             gemm_detail::gemm_avx512_mr, gemm_detail::gemm_avx512_nr,
+                             &gemm_detail::gemm_pack_transpose_avx512};
+      return &k;
+    }
+    case Isa::Avx2: {
+      static const Ukernel k{"avx2", &gemm_detail::gemm_ukernel_avx2, gemm_detail::gemm_avx2_mr,
+                             gemm_detail::gemm_avx2_nr, nullptr};
+      return &k;
+    }
+    case Isa::Generic:
+      return &generic_kernel();
   }
-  if (std::strcmp(name, "avx2") == 0) {
-    static const Ukernel k{"avx2", &gemm_detail::gemm_ukernel_avx2, gemm_detail::gemm_avx2_mr,
-                           gemm_detail::gemm_avx2_nr, nullptr};
-    const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return ok ? &k : nullptr;
-  }
-  if (std::strcmp(name, "generic") == 0) return &generic_kernel();
   return nullptr;
 }
 
@@ -155,10 +157,7 @@ const Ukernel& auto_kernel() {
     if (const char* env = std::getenv("REEL_GEMM_ISA")) {
       if (const Ukernel* forced = kernel_by_name(env)) return forced;
     }
-    for (const char* name : {"avx512", "avx2"}) {
-      if (const Ukernel* best = kernel_by_name(name)) return best;
-    }
-    return &generic_kernel();
+    return kernel_by_name(isa_name(best_isa()));
   }();
   return *k;
 }

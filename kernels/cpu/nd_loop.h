@@ -13,6 +13,51 @@ namespace reel::cpu {
 // Below this many elements a kernel runs on the calling thread: a parallel region costs more.
 constexpr int64_t kParallelMinElements = 1 << 15;
 
+// Below this much work (elements times a cost per element: 1 for a copy or an add, more for an
+// exp) a vector kernel runs on the calling thread. A parallel region costs 20 to 50 us on our VMs
+// with the passive wait policy (measured), the time to stream about 1 MiB through one core.
+constexpr int64_t kParallelMinWork = 1 << 18;
+
+// Merges adjacent dimensions that every operand walks as one (stride[d] == stride[d + 1] *
+// shape[d + 1]) and drops dimensions of extent 1, in place. shape: [ndim], strides[k]: [ndim] for
+// operand k. Returns the new ndim (0 for a single element).
+template <int NOps>
+int coalesce_dims(int64_t* shape, const std::array<int64_t*, NOps>& strides, int ndim) {
+  int out = 0;
+  for (int d = 0; d < ndim; ++d) {
+    if (shape[d] == 1) continue;
+    bool merge = out > 0;
+    for (int k = 0; k < NOps && merge; ++k) merge = strides[k][out - 1] == strides[k][d] * shape[d];
+    if (merge) {
+      shape[out - 1] *= shape[d];
+      for (int k = 0; k < NOps; ++k) strides[k][out - 1] = strides[k][d];
+    } else {
+      shape[out] = shape[d];
+      for (int k = 0; k < NOps; ++k) strides[k][out] = strides[k][d];
+      ++out;
+    }
+  }
+  return out;
+}
+
+// Runs fn(begin, end) over [0, n): on the calling thread when n * cost < kParallelMinWork, else as
+// one contiguous range per thread, each boundary a multiple of `grain`.
+template <class Fn>
+void for_each_range(int64_t n, int64_t cost, int64_t grain, Fn&& fn) {
+  const int threads = num_threads();
+  if (threads <= 1 || n * cost < kParallelMinWork || n < 2 * grain) {
+    if (n > 0) fn(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t blocks = (n + grain - 1) / grain;
+    const int64_t b = blocks * t / nt * grain, e = blocks * (t + 1) / nt * grain;
+    if (b < n) fn(b, e < n ? e : n);
+  }
+}
+
 // Walks an index space of extents shape: [ndim] one innermost row at a time. For operand k,
 // strides[k]: [ndim] element strides. Calls fn(offsets, inner_extent, inner_strides) with
 // offsets[k] the element offset of the row's first element in operand k. Rows are split
