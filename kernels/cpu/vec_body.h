@@ -585,6 +585,71 @@ REEL_VEC_ENTRY void transpose(const float* in, int64_t ld_in, float* out, int64_
     for (int64_t c = 0; c < cols; ++c) out[c * ld_out + r] = in[r * ld_in + c];
 }
 
+// ---------------------------------------------------------------------------------------------
+// The LSTM step of one batch row: the SIMD form of math::lstm_unit_forward and
+// math::lstm_unit_backward (kernels/lstm_math.h), same formulas, W units at a time and a
+// partial vector for the last H % W.
+
+// Calls body(j, m) for the units [j, j + m) of [0, H), m = W but for the last.
+template <class V, class Body>
+REEL_VEC_INLINE void over_units(int64_t H, Body body) {
+  int64_t j = 0;
+  for (; j + V::W <= H; j += V::W) body(j, int64_t{V::W});
+  if (j < H) body(j, H - j);
+}
+template <class V>
+REEL_VEC_INLINE F<V> load_n(const float* p, int64_t m) {
+  return m == V::W ? load<V>(p) : load_part<V>(p, m, 0.0f);
+}
+template <class V>
+REEL_VEC_INLINE void store_n(float* p, F<V> v, int64_t m) {
+  if (m == V::W)
+    store<V>(p, v);
+  else
+    store_part<V>(p, v, m);
+}
+
+template <class V>
+REEL_VEC_ENTRY void lstm_forward_row(float* a, const float* c_prev, float* c, float* h, float* out,
+                                     int64_t H) {
+  over_units<V>(H, [&](int64_t j, int64_t m) {
+    const F<V> i = sigmoid<V>(load_n<V>(a + j, m));
+    const F<V> f = sigmoid<V>(load_n<V>(a + H + j, m));
+    const F<V> g = tanh<V>(load_n<V>(a + 2 * H + j, m));
+    const F<V> o = sigmoid<V>(load_n<V>(a + 3 * H + j, m));
+    const F<V> cn = V::fma(f, load_n<V>(c_prev + j, m), i * g);  // c = f c_prev + i g
+    const F<V> hn = o * tanh<V>(cn);                             // h = o tanh(c)
+    store_n<V>(a + j, i, m);
+    store_n<V>(a + H + j, f, m);
+    store_n<V>(a + 2 * H + j, g, m);
+    store_n<V>(a + 3 * H + j, o, m);
+    store_n<V>(c + j, cn, m);
+    store_n<V>(h + j, hn, m);
+    store_n<V>(out + j, hn, m);
+  });
+}
+
+template <class V>
+REEL_VEC_ENTRY void lstm_backward_row(const float* a, const float* c, const float* c_prev,
+                                      const float* dh, const float* dout, float* dc, float* da,
+                                      float* dh_carry, int64_t H) {
+  const F<V> one = splat<V>(1.0f);
+  over_units<V>(H, [&](int64_t j, int64_t m) {
+    const F<V> i = load_n<V>(a + j, m), f = load_n<V>(a + H + j, m);
+    const F<V> g = load_n<V>(a + 2 * H + j, m), o = load_n<V>(a + 3 * H + j, m);
+    F<V> dhv = load_n<V>(dh + j, m);
+    if (dout) dhv = dhv + load_n<V>(dout + j, m);
+    const F<V> tc = tanh<V>(load_n<V>(c + j, m));
+    const F<V> dct = load_n<V>(dc + j, m) + dhv * o * (one - tc * tc);
+    store_n<V>(da + 3 * H + j, dhv * tc * o * (one - o), m);                    // da_o
+    store_n<V>(da + j, dct * g * i * (one - i), m);                             // da_i
+    store_n<V>(da + 2 * H + j, dct * i * (one - g * g), m);                     // da_g
+    store_n<V>(da + H + j, dct * load_n<V>(c_prev + j, m) * f * (one - f), m);  // da_f
+    store_n<V>(dc + j, dct * f, m);                                             // dc_prev
+    store_n<V>(dh_carry + j, splat<V>(0.0f), m);
+  });
+}
+
 template <class V>
 constexpr VecKernels make_table() {
   return VecKernels{
@@ -603,7 +668,9 @@ constexpr VecKernels make_table() {
       &softmax_rows<V>,
       &softmax_backward_rows<V>,
       &exp_scale_sub<V>,
-      &transpose<V>};
+      &transpose<V>,
+      &lstm_forward_row<V>,
+      &lstm_backward_row<V>};
 }
 
 }  // namespace reel::cpu::vec

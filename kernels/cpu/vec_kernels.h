@@ -45,6 +45,14 @@ struct VecKernels {
   // stride ld_in, out: cols x rows at row stride ld_out)
   void (*transpose)(const float* in, int64_t ld_in, float* out, int64_t ld_out, int64_t rows,
                     int64_t cols);
+  // One LSTM step of one active batch row (kernels/lstm.h, kernels/lstm_math.h). a: [4H]
+  // pre-activations in, the activations i, f, g, o out; c_prev: [H]; c, h, out: [H] out.
+  void (*lstm_forward_row)(float* a, const float* c_prev, float* c, float* h, float* out,
+                           int64_t H);
+  // Its backward. a: [4H] activations; c, c_prev: [H]; dh: [H]; dout: [H] or nullptr (added to
+  // dh); dc: [H] in, d(loss)/dc_prev out; da: [4H] out; dh_carry: [H] out, 0 (may alias dh).
+  void (*lstm_backward_row)(const float* a, const float* c, const float* c_prev, const float* dh,
+                            const float* dout, float* dc, float* da, float* dh_carry, int64_t H);
 };
 
 const VecKernels& vec_kernels_avx512();
