@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "reel/core/reel.h"
@@ -22,6 +23,28 @@ inline void check_values(const Tensor& t, const std::vector<float>& expected, fl
     else
       CHECK(v[i] == doctest::Approx(expected[i]).epsilon(tol).scale(1.0));
   }
+}
+
+// Every element of got within tol of want, relative on a scale of at least 1:
+// |got - want| <= tol * (1 + |want|); NaN anywhere fails. Reports the worst element.
+inline void check_close(const Tensor& got, const Tensor& want, float tol = 1e-4f,
+                        const std::string& what = "") {
+  INFO(what);
+  REQUIRE(got.defined());
+  REQUIRE(got.shape() == want.shape());
+  const std::vector<float> a = got.to_vector(), b = want.to_vector();
+  float worst = 0.0f;
+  size_t at = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const float e = std::fabs(a[i] - b[i]) / (1.0f + std::fabs(b[i]));
+    if (!(e <= worst)) {  // also catches NaN
+      worst = std::isnan(e) ? INFINITY : e;
+      at = i;
+    }
+  }
+  INFO("worst relative error " << worst << " at element " << at << " of "
+                               << shape_str(got.shape()));
+  CHECK(worst <= tol);
 }
 
 inline Tensor leaf(const Shape& shape, uint64_t seed, float scale = 1.0f) {

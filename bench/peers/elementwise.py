@@ -11,30 +11,9 @@ Prints one line per op: the best of `repeat` runs (each the mean over enough cal
 0.3 s), in ms, and GB/s counted as bench_elementwise counts it.
 """
 import argparse
-import time
 
 import torch
-
-
-def timeit(fn, repeat, min_time=0.3):
-    fn()  # warm up: allocator, first-touch pages
-    calls = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time / 4 or calls >= 1 << 16:
-            break
-        calls *= 2
-    calls = max(1, int(calls * (min_time / max(dt, 1e-9))))
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / calls)
-    return best
+from timing import timeit
 
 
 def main():

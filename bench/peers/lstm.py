@@ -9,33 +9,11 @@ Shapes (B, T, D, H, L), batch first, float32, on the CPU, where torch 2 runs one
 backward of output.sum(), as bench_lstm does. Prints the best of `repeat` means, in ms.
 """
 import argparse
-import time
 
 import torch
+from timing import timeit
 
 SHAPES = [(32, 16, 512, 256, 2), (8, 32, 512, 256, 2)]
-
-
-def timeit(fn, repeat, min_time=0.5):
-    fn()
-    fn()  # warm up: allocator, first-touch pages, oneDNN primitive cache
-    calls = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time / 4:
-            break
-        calls *= 2
-    calls = max(1, int(calls * (min_time / max(dt, 1e-9))))
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / calls)
-    return best
 
 
 def main():
@@ -62,8 +40,8 @@ def main():
             out.sum().backward()
 
         name = f"{B}/{T}/{D}/{H}/{L}"
-        print(f"torch LstmFwd/{name}    {timeit(fwd, args.repeat) * 1e3:8.2f} ms")
-        print(f"torch LstmFwdBwd/{name} {timeit(fwd_bwd, args.repeat) * 1e3:8.2f} ms")
+        print(f"torch LstmFwd/{name}    {timeit(fwd, args.repeat, 0.5, warmup=2) * 1e3:8.2f} ms")
+        print(f"torch LstmFwdBwd/{name} {timeit(fwd_bwd, args.repeat, 0.5, warmup=2) * 1e3:8.2f} ms")
 
 
 if __name__ == "__main__":

@@ -30,23 +30,9 @@ bool have_device() {
   return ok;
 }
 
-// |a - b| <= tol * (1 + |b|) elementwise; g++ and nvcc contract to FMA differently, and the
-// reductions add in another order, so never bit-exact.
-void check_close(const Tensor& a, const Tensor& b, float tol = 1e-4f) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<float> va = a.to_vector(), vb = b.to_vector();
-  float worst = 0.0f;
-  size_t at = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    const float e = std::fabs(va[i] - vb[i]) / (1.0f + std::fabs(vb[i]));
-    if (!(e <= worst)) {  // also catches NaN
-      worst = std::isnan(e) ? INFINITY : e;
-      at = i;
-    }
-  }
-  INFO("worst relative error " << worst << " at element " << at << " of " << shape_str(a.shape()));
-  CHECK(worst <= tol);
-}
+// g++ and nvcc contract to FMA differently, and the reductions add in another order: the CUDA
+// results are compared within reel::test::check_close's tolerance, never bit-exact.
+using reel::test::check_close;
 
 Tensor random(const Shape& s, uint64_t seed) {
   Generator g(seed);

@@ -21,23 +21,7 @@ const TensorMap& fixtures() {
 
 // Outputs within 1e-5 and gradients within 1e-4, relative on a scale of at least 1: float32
 // against float64 through up to 33 steps and two layers.
-void check_close(const Tensor& got, const Tensor& want, const std::string& what, float tol) {
-  INFO(what);
-  REQUIRE(got.defined());
-  REQUIRE(got.shape() == want.shape());
-  const std::vector<float> a = got.to_vector(), b = want.to_vector();
-  float worst = 0.0f;
-  size_t at = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const float e = std::fabs(a[i] - b[i]) / (1.0f + std::fabs(b[i]));
-    if (!(e <= worst)) {
-      worst = e;
-      at = i;
-    }
-  }
-  INFO("worst error " << worst << " at element " << at);
-  CHECK(worst <= tol);
-}
+using reel::test::check_close;
 
 struct Case {
   const char* name;
@@ -84,19 +68,19 @@ void run_against_pytorch(const Case& c, bool reference) {
   if (f.count(n + ".lengths"))
     for (float v : f.at(n + ".lengths").to_vector()) lengths.push_back(static_cast<int64_t>(v));
   const LstmOutput y = lstm.forward(x, lengths, h0, c0);
-  check_close(y.output, f.at(n + ".output"), "output", 1e-5f);
-  check_close(y.h_n, f.at(n + ".h_n"), "h_n", 1e-5f);
-  check_close(y.c_n, f.at(n + ".c_n"), "c_n", 1e-5f);
+  check_close(y.output, f.at(n + ".output"), 1e-5f, "output");
+  check_close(y.h_n, f.at(n + ".h_n"), 1e-5f, "h_n");
+  check_close(y.c_n, f.at(n + ".c_n"), 1e-5f, "c_n");
   Tensor loss = (y.output * f.at(n + ".g_output")).sum() + (y.h_n * f.at(n + ".g_h_n")).sum() +
                 (y.c_n * f.at(n + ".g_c_n")).sum();
   loss.backward();
-  check_close(x.grad(), f.at(n + ".grad.input"), "grad input", 1e-4f);
+  check_close(x.grad(), f.at(n + ".grad.input"), 1e-4f, "grad input");
   if (h0.defined()) {
-    check_close(h0.grad(), f.at(n + ".grad.h0"), "grad h0", 1e-4f);
-    check_close(c0.grad(), f.at(n + ".grad.c0"), "grad c0", 1e-4f);
+    check_close(h0.grad(), f.at(n + ".grad.h0"), 1e-4f, "grad h0");
+    check_close(c0.grad(), f.at(n + ".grad.c0"), 1e-4f, "grad c0");
   }
   for (const auto& [name, p] : lstm.named_parameters())
-    check_close(p.grad(), f.at(n + ".grad." + name), "grad " + name, 1e-4f);
+    check_close(p.grad(), f.at(n + ".grad." + name), 1e-4f, "grad " + name);
 }
 
 }  // namespace
@@ -175,17 +159,17 @@ TEST_CASE("the gate records are the values the computation used") {
          {std::make_tuple(a[d].i, b[d].i, "i"), std::make_tuple(a[d].f, b[d].f, "f"),
           std::make_tuple(a[d].g, b[d].g, "g"), std::make_tuple(a[d].o, b[d].o, "o"),
           std::make_tuple(a[d].c, b[d].c, "c"), std::make_tuple(a[d].h, b[d].h, "h")})
-      check_close(ga, gb, what, 1e-5f);
+      check_close(ga, gb, 1e-5f, what);
     for (float v : a[d].i.slice(0, 2, 4).slice(1, 1, 2).to_vector()) CHECK(v == 0.0f);
     // Forward, the state after step 1 is carried through steps 2 and 3; in reverse, clip 1
     // starts at step 1, so steps 3 and 2 hold the initial state (0) carried.
     check_close(a[d].c.slice(0, 2, 3).slice(1, 1, 2),
-                a[d].c.slice(0, d == 0 ? 1 : 3, d == 0 ? 2 : 4).slice(1, 1, 2), "carried c", 0.0f);
+                a[d].c.slice(0, d == 0 ? 1 : 3, d == 0 ? 2 : 4).slice(1, 1, 2), 0.0f, "carried c");
   }
   // h is the output where the clip is active.
   check_close(a[0].h.transpose(0, 1).slice(0, 0, 1), fused.output.slice(2, 0, 5).slice(0, 0, 1),
-              "h = output", 1e-6f);
-  check_close(fused.output, slow.output, "fused = slow", 1e-5f);
+              1e-6f, "h = output");
+  check_close(fused.output, slow.output, 1e-5f, "fused = slow");
 }
 
 TEST_CASE("fused and primitive-op layers give the same gradients, directly compared") {
@@ -227,8 +211,8 @@ TEST_CASE("LSTMCell is one step of the layer") {
   const LstmLayerOutput ref =
       lstm_layer_reference(x.reshape({1, 2, 3}), Tensor(), Tensor(), sd.at("weight_ih"),
                            sd.at("weight_hh"), sd.at("bias_ih"), sd.at("bias_hh"), {}, false);
-  check_close(s1.h, ref.h_n, "h", 1e-6f);
-  check_close(s1.c, ref.c_n, "c", 1e-6f);
+  check_close(s1.h, ref.h_n, 1e-6f, "h");
+  check_close(s1.c, ref.c_n, 1e-6f, "c");
   const LSTMCell::State s2 = cell.forward(x, s1);  // a second step from the state
   CHECK(s2.h.shape() == Shape{2, 4});
   CHECK_THROWS_WITH_AS(cell.forward(x, {s1.h, Tensor()}), doctest::Contains("both h and c"), Error);
