@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "reel/core/random.h"
 #include "reel/kernels/copy.h"
 #include "reel/kernels/cpu/parallel.h"
 #include "reel/kernels/elementwise.h"
@@ -22,13 +23,11 @@ namespace {
 using reel::math::Binary;
 using reel::math::Unary;
 
+// Uniform values in [-1, 1) from reel's seeded generator.
 struct Lcg {
-  uint64_t s;
-  float next() {  // uniform in [-1, 1)
-    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return static_cast<float>(static_cast<int64_t>(s >> 40) - (int64_t{1} << 23)) /
-           static_cast<float>(int64_t{1} << 23);
-  }
+  explicit Lcg(uint64_t seed) : g(seed) {}
+  reel::Generator g;
+  float next() { return 2.0f * g.uniform() - 1.0f; }
 };
 
 std::vector<float> random(size_t n, uint64_t seed, float lo = -4.0f, float hi = 4.0f) {

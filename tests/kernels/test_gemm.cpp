@@ -12,18 +12,17 @@
 #include <string>
 #include <vector>
 
+#include "reel/core/random.h"
 #include "reel/kernels/cpu/parallel.h"
 #include "reel/kernels/gemm.h"
 
 namespace {
 
+// Uniform values in [-1, 1) from reel's seeded generator.
 struct Lcg {
-  uint64_t s;
-  float next() {  // uniform in [-1, 1)
-    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return static_cast<float>(static_cast<int64_t>(s >> 40) - (int64_t{1} << 23)) /
-           static_cast<float>(int64_t{1} << 23);
-  }
+  explicit Lcg(uint64_t seed) : g(seed) {}
+  reel::Generator g;
+  float next() { return 2.0f * g.uniform() - 1.0f; }
 };
 
 struct Case {
