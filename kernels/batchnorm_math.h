@@ -7,7 +7,7 @@
 
 #include "reel/kernels/common.h"
 
-namespace reel {
+namespace reel::math {
 
 // y = (x - mean) * invstd * weight + bias, folded to one FMA: y = x * scale + shift.
 REEL_HD float batchnorm_scale(float invstd, float weight) { return invstd * weight; }
@@ -33,4 +33,4 @@ REEL_HD float batchnorm_dx_train(float dy, float x, float mean, float invstd, fl
   return invstd * weight * (dy - sum_dy * inv_count - xhat * sum_dy_xhat * inv_count);
 }
 
-}  // namespace reel
+}  // namespace reel::math

@@ -6,6 +6,7 @@
 #include "reel/kernels/common.h"
 
 namespace reel {
+namespace math {
 
 // Output extent along one axis: input extent `in`, kernel extent `k`, stride, zero padding on both
 // sides and dilation (PyTorch's formula; < 1 means the kernel does not fit).
@@ -18,6 +19,8 @@ REEL_HD int64_t conv_out_extent(int64_t in, int64_t k, int64_t stride, int64_t p
 REEL_HD int64_t conv_in_coord(int64_t p, int64_t r, int64_t stride, int64_t pad, int64_t dil) {
   return p * stride - pad + r * dil;
 }
+
+}  // namespace math
 
 // One convolution's sizes. Input x: [N, C, H, W]; weight: [K, C, R, S]; output y: [N, K, P, Q].
 struct Conv2dShape {

@@ -6,7 +6,7 @@
 
 #include "reel/kernels/common.h"
 
-namespace reel {
+namespace reel::math {
 
 // The finaliser of splitmix64 (Steele, Lea and Flood): a bijective 64-bit mix.
 REEL_HD uint64_t splitmix64_mix(uint64_t z) {
@@ -23,4 +23,4 @@ REEL_HD float dropout_uniform(uint64_t seed, int64_t i) {
 
 REEL_HD bool dropout_keep(uint64_t seed, int64_t i, float p) { return dropout_uniform(seed, i) >= p; }
 
-}  // namespace reel
+}  // namespace reel::math

@@ -14,6 +14,8 @@ struct Pool2dShape {
   int64_t kh, kw, sh, sw, ph, pw;
 };
 
+namespace math {
+
 // Adaptive average pooling: output cell i of `out` cells over an input extent `in` averages the
 // input range [adaptive_start, adaptive_end) (PyTorch's floor / ceil split; cells may overlap).
 REEL_HD int64_t adaptive_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
@@ -23,5 +25,7 @@ REEL_HD int64_t adaptive_end(int64_t i, int64_t in, int64_t out) {
 
 // Whether v replaces the running maximum m: larger, or NaN (NaN propagates, as in PyTorch).
 REEL_HD bool max_pool_takes(float v, float m) { return v > m || v != v; }
+
+}  // namespace math
 
 }  // namespace reel

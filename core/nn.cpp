@@ -1,0 +1,377 @@
+#include "reel/core/nn.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reel/core/allocator.h"
+#include "reel/core/autograd.h"
+#include "reel/core/dispatch.h"
+#include "reel/core/ops.h"
+#include "reel/kernels/batchnorm.h"
+#include "reel/kernels/conv.h"
+#include "reel/kernels/dropout.h"
+#include "reel/kernels/pool.h"
+
+namespace reel {
+
+namespace {
+
+using Grads = std::vector<Tensor>;
+
+std::string describe(const Tensor& t) {
+  return t.defined() ? shape_str(t.shape()) : std::string("an undefined tensor");
+}
+
+void check_same_device(const char* op, const Tensor& x, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (t->defined())
+      REEL_CHECK(t->device() == x.device(), op << ": expected every tensor on "
+                                               << x.device().str() << " (the input's device), got "
+                                               << "one on " << t->device().str());
+}
+
+// A kernel changed t in place (the running statistics): count it in its storage's version.
+void bump_version(const Tensor& t) { ++t.impl()->storage->version; }
+
+// Scratch of `floats` floats on dev from the caching pool (null when none is needed).
+std::shared_ptr<Buffer> scratch(const Device& dev, int64_t floats) {
+  if (floats <= 0) return nullptr;
+  return std::make_shared<Buffer>(static_cast<size_t>(floats) * sizeof(float), dev);
+}
+float* ptr(const std::shared_ptr<Buffer>& b) {
+  return b ? static_cast<float*>(b->data()) : nullptr;
+}
+
+// ---- the CUDA backend of convolution and batch normalisation (REEL_CONV) ----
+
+enum class ConvBackend { Custom, Cudnn };
+
+ConvBackend parse_conv_backend(const std::string& name) {
+  if (name == "custom") return ConvBackend::Custom;
+  if (name == "cudnn") {
+#if !defined(REEL_WITH_CUDNN)
+    throw Error(
+        "REEL_CONV=cudnn: this build of reel has no cuDNN (it needs the real CUDA backend and "
+        "cuDNN 9)");
+#else
+    return ConvBackend::Cudnn;
+#endif
+  }
+  throw Error("REEL_CONV: unknown convolution backend '" + name + "' (expected custom or cudnn)");
+}
+
+std::atomic<int> g_conv_backend{-1};
+
+ConvBackend conv_backend() {
+  int b = g_conv_backend.load(std::memory_order_relaxed);
+  if (b < 0) {
+    const char* env = std::getenv("REEL_CONV");
+    b = static_cast<int>(parse_conv_backend(env && *env ? env : "custom"));
+    int expected = -1;
+    if (!g_conv_backend.compare_exchange_strong(expected, b)) b = expected;
+  }
+  return static_cast<ConvBackend>(b);
+}
+
+// Scratch floats the convolution kernels of dev need for s.
+int64_t conv_workspace_floats(const Device& dev, const Conv2dShape& s) {
+#if defined(REEL_WITH_CUDA)
+  if (!dev.is_cpu()) return cuda::conv2d_workspace_floats(s);
+#endif
+  (void)dev;
+  return cpu::conv2d_workspace_floats(s);
+}
+
+}  // namespace
+
+std::string cuda_conv_backend() {
+  return conv_backend() == ConvBackend::Cudnn ? "cudnn" : "custom";
+}
+
+void set_cuda_conv_backend(const std::string& name) {
+  g_conv_backend.store(static_cast<int>(parse_conv_backend(name)));
+}
+
+// ---- conv2d ----
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride,
+              Size2 padding, Size2 dilation) {
+  REEL_CHECK(x.defined() && x.dim() == 4,
+             "conv2d: expected an input of shape [N, C, H, W], got " << describe(x));
+  REEL_CHECK(weight.defined() && weight.dim() == 4,
+             "conv2d: expected a weight of shape [K, C, R, S], got " << describe(weight));
+  Conv2dShape s{};
+  s.N = x.size(0), s.C = x.size(1), s.H = x.size(2), s.W = x.size(3);
+  s.K = weight.size(0), s.R = weight.size(2), s.S = weight.size(3);
+  REEL_CHECK(weight.size(1) == s.C, "conv2d: the input " << shape_str(x.shape()) << " has " << s.C
+                                                         << " channels but the weight "
+                                                         << shape_str(weight.shape())
+                                                         << " expects " << weight.size(1));
+  REEL_CHECK(!bias.defined() || bias.shape() == Shape{s.K},
+             "conv2d: bias " << describe(bias) << " should be [" << s.K << "] for the weight "
+                             << shape_str(weight.shape()));
+  REEL_CHECK(stride.h >= 1 && stride.w >= 1 && padding.h >= 0 && padding.w >= 0 &&
+                 dilation.h >= 1 && dilation.w >= 1,
+             "conv2d: stride (" << stride.h << ", " << stride.w << ") and dilation ("
+                                << dilation.h << ", " << dilation.w
+                                << ") must be >= 1 and padding (" << padding.h << ", "
+                                << padding.w << ") >= 0");
+  check_same_device("conv2d", x, {&weight, &bias});
+  s.stride_h = stride.h, s.stride_w = stride.w, s.pad_h = padding.h, s.pad_w = padding.w;
+  s.dil_h = dilation.h, s.dil_w = dilation.w;
+  const int64_t eff_h = dilation.h * (s.R - 1) + 1, eff_w = dilation.w * (s.S - 1) + 1;
+  REEL_CHECK(s.C >= 1 && s.K >= 1 && s.R >= 1 && s.S >= 1,
+             "conv2d: empty weight " << shape_str(weight.shape()) << " or input "
+                                     << shape_str(x.shape()));
+  REEL_CHECK(eff_h <= s.H + 2 * padding.h && eff_w <= s.W + 2 * padding.w,
+             "conv2d: the kernel " << s.R << "x" << s.S << " (dilation " << dilation.h << ", "
+                                   << dilation.w << ") is larger than the padded input "
+                                   << s.H + 2 * padding.h << "x" << s.W + 2 * padding.w
+                                   << " (input " << shape_str(x.shape()) << ", padding "
+                                   << padding.h << ", " << padding.w << ")");
+  s.P = math::conv_out_extent(s.H, s.R, s.stride_h, s.pad_h, s.dil_h);
+  s.Q = math::conv_out_extent(s.W, s.S, s.stride_w, s.pad_w, s.dil_w);
+  const Device dev = x.device();
+  Tensor y = Tensor::empty({s.N, s.K, s.P, s.Q}, dev);
+  if (s.N > 0) {
+    const auto ws = scratch(dev, conv_workspace_floats(dev, s));
+    REEL_KERNEL(dev, conv2d_forward, x.data(), weight.data(),
+                bias.defined() ? bias.data() : nullptr, y.data(), ptr(ws), s);
+  }
+  if (!any_requires_grad({&x, &weight, &bias})) return y;
+  auto node = record("conv2d", y, {x, weight, bias});
+  node->save(node->needs_grad(1) || node->needs_grad(2) ? x : Tensor());  // 0
+  node->save(node->needs_grad(0) ? weight : Tensor());                    // 1
+  node->backward = [s](Node& self, const Grads& g) {
+    const Tensor& dy = g[0];
+    const Device dev = dy.device();
+    Grads grads(3);
+    if (s.N == 0) {
+      if (self.needs_grad(0)) grads[0] = Tensor::zeros({s.N, s.C, s.H, s.W}, dev);
+      if (self.needs_grad(1)) grads[1] = Tensor::zeros({s.K, s.C, s.R, s.S}, dev);
+      if (self.needs_grad(2)) grads[2] = Tensor::zeros({s.K}, dev);
+      return grads;
+    }
+    const auto ws = scratch(dev, conv_workspace_floats(dev, s));
+    if (self.needs_grad(0)) {
+      Tensor dx = Tensor::empty({s.N, s.C, s.H, s.W}, dev);
+      REEL_KERNEL(dev, conv2d_backward_data, dy.data(), self.saved(1).data(), dx.data(), ptr(ws),
+                  s);
+      grads[0] = dx;
+    }
+    if (self.needs_grad(1) || self.needs_grad(2)) {
+      Tensor dw = Tensor::empty({s.K, s.C, s.R, s.S}, dev);
+      Tensor db = self.needs_grad(2) ? Tensor::empty({s.K}, dev) : Tensor();
+      REEL_KERNEL(dev, conv2d_backward_weight, dy.data(), self.saved(0).data(), dw.data(),
+                  db.defined() ? db.data() : nullptr, ptr(ws), s);
+      if (self.needs_grad(1)) grads[1] = dw;
+      grads[2] = db;
+    }
+    return grads;
+  };
+  return y;
+}
+
+// ---- batch_norm ----
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, float momentum,
+                  float eps) {
+  REEL_CHECK(x.defined() && x.dim() >= 2,
+             "batch_norm: expected an input of shape [N, C, ...], got " << describe(x));
+  const int64_t N = x.size(0), C = x.size(1), HW = x.numel() / (N * C > 0 ? N * C : 1);
+  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias})
+    REEL_CHECK(!t->defined() || t->shape() == Shape{C},
+               "batch_norm: the input " << shape_str(x.shape()) << " has " << C
+                                        << " channels but a weight, bias or running statistic "
+                                        << "is " << shape_str(t->shape()));
+  REEL_CHECK(running_mean.defined() == running_var.defined(),
+             "batch_norm: give both running_mean and running_var, or neither");
+  REEL_CHECK(training || running_mean.defined(),
+             "batch_norm: evaluation mode needs running_mean and running_var");
+  REEL_CHECK(eps > 0.0f && momentum >= 0.0f && momentum <= 1.0f,
+             "batch_norm: eps " << eps << " must be > 0 and momentum " << momentum
+                                << " in [0, 1]");
+  REEL_CHECK(!training || N * HW > 1,
+             "batch_norm: training needs more than one value per channel, got an input of shape "
+                 << shape_str(x.shape()));
+  check_same_device("batch_norm", x, {&running_mean, &running_var, &weight, &bias});
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(x.shape(), dev);
+  Tensor mean = Tensor::empty({C}, dev), invstd = Tensor::empty({C}, dev);
+  const float* w = weight.defined() ? weight.data() : nullptr;
+  const float* b = bias.defined() ? bias.data() : nullptr;
+  if (C > 0) {
+    if (training) {
+      REEL_KERNEL(dev, batchnorm_forward_train, x.data(), w, b, y.data(), mean.data(),
+                  invstd.data(), running_mean.defined() ? running_mean.data() : nullptr,
+                  running_var.defined() ? running_var.data() : nullptr, momentum, eps, N, C, HW);
+      if (running_mean.defined()) {
+        bump_version(running_mean);
+        bump_version(running_var);
+      }
+    } else {
+      REEL_KERNEL(dev, batchnorm_forward_eval, x.data(), w, b, running_mean.data(),
+                  running_var.data(), y.data(), mean.data(), invstd.data(), eps, N, C, HW);
+    }
+  }
+  if (!any_requires_grad({&x, &weight, &bias})) return y;
+  auto node = record("batch_norm", y, {x, weight, bias});
+  node->save(x);       // 0
+  node->save(weight);  // 1 (may be undefined)
+  node->save(mean);    // 2
+  node->save(invstd);  // 3
+  node->backward = [N, C, HW, training](Node& self, const Grads& g) {
+    const Device dev = g[0].device();
+    const Tensor xs = self.saved(0), ws = self.saved(1);
+    Grads grads(3);
+    Tensor dx = self.needs_grad(0) ? Tensor::empty(xs.shape(), dev) : Tensor();
+    Tensor dw = self.needs_grad(1) ? Tensor::empty({C}, dev) : Tensor();
+    Tensor db = self.needs_grad(2) ? Tensor::empty({C}, dev) : Tensor();
+    if (C > 0)
+      REEL_KERNEL(dev, batchnorm_backward, g[0].data(), xs.data(),
+                  ws.defined() ? ws.data() : nullptr, self.saved(2).data(), self.saved(3).data(),
+                  dx.defined() ? dx.data() : nullptr, dw.defined() ? dw.data() : nullptr,
+                  db.defined() ? db.data() : nullptr, training, N, C, HW);
+    grads[0] = dx;
+    grads[1] = dw;
+    grads[2] = db;
+    return grads;
+  };
+  return y;
+}
+
+// ---- pooling ----
+
+namespace {
+
+// [N, C, H, W] or [C, H, W] -> the number of planes and the plane's extents.
+void planes_of(const char* op, const Tensor& x, int64_t* NC, int64_t* H, int64_t* W) {
+  REEL_CHECK(x.defined() && (x.dim() == 3 || x.dim() == 4),
+             op << ": expected an input of shape [N, C, H, W] or [C, H, W], got " << describe(x));
+  *H = x.size(x.dim() - 2);
+  *W = x.size(x.dim() - 1);
+  *NC = x.numel() / (*H * *W > 0 ? *H * *W : 1);
+  if (*H * *W == 0) *NC = x.dim() == 4 ? x.size(0) * x.size(1) : x.size(0);
+}
+
+Shape pooled_shape(const Tensor& x, int64_t P, int64_t Q) {
+  Shape s = x.shape();
+  s[s.size() - 2] = P;
+  s[s.size() - 1] = Q;
+  return s;
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
+  Pool2dShape s{};
+  planes_of("max_pool2d", x, &s.NC, &s.H, &s.W);
+  REEL_CHECK(kernel.h >= 1 && kernel.w >= 1 && stride.h >= 1 && stride.w >= 1,
+             "max_pool2d: kernel (" << kernel.h << ", " << kernel.w << ") and stride ("
+                                    << stride.h << ", " << stride.w << ") must be >= 1");
+  REEL_CHECK(padding.h >= 0 && padding.w >= 0 && 2 * padding.h <= kernel.h &&
+                 2 * padding.w <= kernel.w,
+             "max_pool2d: padding (" << padding.h << ", " << padding.w
+                                     << ") must be >= 0 and at most half the kernel ("
+                                     << kernel.h << ", " << kernel.w << ")");
+  REEL_CHECK(s.H >= 1 && s.W >= 1 && s.H + 2 * padding.h >= kernel.h &&
+                 s.W + 2 * padding.w >= kernel.w,
+             "max_pool2d: the kernel " << kernel.h << "x" << kernel.w
+                                       << " is larger than the padded input (input "
+                                       << shape_str(x.shape()) << ", padding " << padding.h
+                                       << ", " << padding.w << ")");
+  s.kh = kernel.h, s.kw = kernel.w, s.sh = stride.h, s.sw = stride.w;
+  s.ph = padding.h, s.pw = padding.w;
+  s.P = (s.H + 2 * s.ph - s.kh) / s.sh + 1;
+  s.Q = (s.W + 2 * s.pw - s.kw) / s.sw + 1;
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(pooled_shape(x, s.P, s.Q), dev);
+  const bool grad = grad_mode_enabled() && x.requires_grad();
+  std::shared_ptr<Buffer> argmax;
+  if (grad && y.numel() > 0)
+    argmax = std::make_shared<Buffer>(static_cast<size_t>(y.numel()) * sizeof(int32_t), dev);
+  int32_t* am = argmax ? static_cast<int32_t*>(argmax->data()) : nullptr;
+  if (y.numel() > 0) REEL_KERNEL(dev, max_pool2d_forward, x.data(), y.data(), am, s);
+  if (!grad) return y;
+  auto node = record("max_pool2d", y, {x});
+  node->backward = [s, argmax, xshape = x.shape()](Node&, const Grads& g) {
+    const Device dev = g[0].device();
+    Tensor dx = Tensor::empty(xshape, dev);
+    if (argmax)
+      REEL_KERNEL(dev, max_pool2d_backward, g[0].data(),
+                  static_cast<const int32_t*>(argmax->data()), dx.data(), s);
+    else if (dx.numel() > 0)
+      REEL_KERNEL(dev, fill, dx.data(), 0.0f, dx.numel());
+    return Grads{dx};
+  };
+  return y;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
+  int64_t NC, H, W;
+  planes_of("adaptive_avg_pool2d", x, &NC, &H, &W);
+  const int64_t P = output_size.h, Q = output_size.w;
+  REEL_CHECK(P >= 1 && Q >= 1, "adaptive_avg_pool2d: output size (" << P << ", " << Q
+                                                                    << ") must be >= 1");
+  REEL_CHECK(H >= 1 && W >= 1,
+             "adaptive_avg_pool2d: the input " << shape_str(x.shape()) << " has an empty plane");
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(pooled_shape(x, P, Q), dev);
+  if (NC > 0) REEL_KERNEL(dev, adaptive_avg_pool2d_forward, x.data(), y.data(), NC, H, W, P, Q);
+  if (!any_requires_grad({&x})) return y;
+  auto node = record("adaptive_avg_pool2d", y, {x});
+  node->backward = [NC, H, W, P, Q, xshape = x.shape()](Node&, const Grads& g) {
+    Tensor dx = Tensor::empty(xshape, g[0].device());
+    if (NC > 0)
+      REEL_KERNEL(g[0].device(), adaptive_avg_pool2d_backward, g[0].data(), dx.data(), NC, H, W,
+                  P, Q);
+    return Grads{dx};
+  };
+  return y;
+}
+
+// ---- dropout, flatten ----
+
+Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
+  REEL_CHECK(x.defined(), "dropout: the input is an undefined tensor");
+  REEL_CHECK(p >= 0.0f && p <= 1.0f, "dropout: p " << p << " is outside [0, 1]");
+  if (!training || p == 0.0f) return x;
+  if (p == 1.0f) return x * 0.0f;
+  const uint64_t seed = gen.next_u64();
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(x.shape(), dev);
+  if (x.numel() > 0) REEL_KERNEL(dev, dropout_apply, x.data(), y.data(), x.numel(), p, seed);
+  if (!any_requires_grad({&x})) return y;
+  auto node = record("dropout", y, {x});
+  node->backward = [p, seed](Node&, const Grads& g) {
+    Tensor dx = Tensor::empty(g[0].shape(), g[0].device());
+    if (dx.numel() > 0)
+      REEL_KERNEL(g[0].device(), dropout_apply, g[0].data(), dx.data(), dx.numel(), p, seed);
+    return Grads{dx};
+  };
+  return y;
+}
+
+Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+  REEL_CHECK(x.defined(), "flatten: the input is an undefined tensor");
+  const int64_t nd = x.dim() == 0 ? 1 : x.dim();
+  const int64_t s = start_dim < 0 ? start_dim + nd : start_dim;
+  const int64_t e = end_dim < 0 ? end_dim + nd : end_dim;
+  REEL_CHECK(s >= 0 && e < nd && s <= e, "flatten: dimensions " << start_dim << ".." << end_dim
+                                                                 << " do not fit the input "
+                                                                 << shape_str(x.shape()));
+  if (x.dim() == 0) return x.reshape({1});
+  Shape out;
+  for (int64_t d = 0; d < s; ++d) out.push_back(x.size(d));
+  int64_t merged = 1;
+  for (int64_t d = s; d <= e; ++d) merged *= x.size(d);
+  out.push_back(merged);
+  for (int64_t d = e + 1; d < x.dim(); ++d) out.push_back(x.size(d));
+  return x.reshape(out);
+}
+
+}  // namespace reel
