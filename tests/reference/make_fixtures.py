@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Makes ops.safetensors and lstm.safetensors: inputs, outputs and gradients of every differentiable op of reel's
-core, computed by PyTorch in float64 and stored as float32. tests/core/test_reference.cpp runs
-the same ops in reel on the same inputs and compares. reel itself never needs Python; run this
-only to change the fixtures:
+"""Makes ops.safetensors, lstm.safetensors and cnn.safetensors: inputs, outputs and gradients of
+every differentiable op of reel's core, of nn.LSTM, and of the CNN layers (conv2d, batch_norm,
+max_pool2d, adaptive_avg_pool2d) and a narrow torchvision ResNet-18/34, computed by PyTorch in
+float64 and stored as float32 (int64 buffers as I64). tests/core/test_reference.cpp and the layer
+tests run the same ops in reel on the same inputs and compare. reel itself never needs Python;
+run this only to change the fixtures:
 
-    pip install torch && python3 tests/reference/make_fixtures.py
+    pip install torch torchvision && python3 tests/reference/make_fixtures.py
 
-Keys: "<case>.in<i>" inputs, "<case>.gout" the upstream gradient, "<case>.out" the output and
+Each part has its own seed, so adding one leaves the others' bytes as they were. The keys of
+lstm.safetensors and cnn.safetensors are described above their parts below.
+
+Keys of ops.safetensors: "<case>.in<i>" inputs, "<case>.gout" the upstream gradient, "<case>.out" the output and
 "<case>.grad<i>" d(sum(out * gout))/d(in<i>). Cross-entropy targets are "<case>.targets".
 """
 import json
@@ -77,11 +82,13 @@ case("linear", F.linear, rand(2, 3, 4), rand(5, 4), rand(5))
 case("linear_nobias", F.linear, rand(3, 4), rand(2, 4))
 
 def write(path, tensors):
-    """safetensors, written by hand so that only torch is needed."""
+    """safetensors, written by hand so that only torch is needed: int64 tensors as I64, the rest F32."""
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
-        data = tensors[name].to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
+        t = tensors[name]
+        dtype = "I64" if t.dtype == torch.int64 else "F32"
+        data = t.to(torch.int64 if dtype == "I64" else torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
@@ -144,3 +151,184 @@ lstm_case("bidirectional_two_layers_lengths", D=4, H=3, L=2, B=4, T=6, bidirecti
 lstm_case("lengths", D=3, H=5, L=1, B=3, T=5, lengths=[3, 5, 1])
 lstm_case("no_bias", D=4, H=3, L=1, B=2, T=3, bias=False)
 write(os.path.join(here, "lstm.safetensors"), lstm)
+
+# ---- cnn.safetensors: the CNN layers of tests/layers (conv, batch norm, pooling) and a narrow
+# torchvision ResNet-18/34, in float64 from their own seed, so the two files above do not move.
+# Every input is first rounded to float32, so the stored float32 values are exactly what was run.
+# Keys (all f"<prefix>.<name>." + ...):
+#   conv.<case>.    x, w, b (bias cases), config [sh, sw, ph, pw, dh, dw], out, gout, grad.x/w/b
+#   bn.<case>.      x, weight, bias, running_mean_in, running_var_in, config [training, momentum,
+#                   eps], out, gout, grad.x/weight/bias, running_mean_out, running_var_out
+#   maxpool.<case>. x, config [kh, kw, sh, sw, ph, pw], out, gout, grad.x
+#   avgpool.<case>. x, config [P, Q] (adaptive), out, gout, grad.x
+#   resnet18.       p.<state_dict name> (num_batches_tracked as I64); for <mode> in eval, train:
+#                   <mode>.input, .output, .grad_output, .grad.input, .grad.<parameter>, and for
+#                   train .buffers.<BN buffer> after the one forward; eval_nonsquare.input/.output
+#   resnet34.       p.<state_dict name>, eval.input, eval.output
+# gout/grad_output is the upstream gradient; grad.* are d(sum(out * gout))/d(*).
+cnn = {}
+
+
+def f32(x):
+    return x.to(torch.float32).to(torch.float64)
+
+
+def grads_of(name, fn, inputs, extra):
+    """Runs fn on float32-rounded leaves; stores inputs, out, gout and grad.<input name>."""
+    leaves = {k: f32(v).requires_grad_(True) for k, v in inputs.items()}
+    out = fn(**leaves)
+    gout = f32(torch.randn(out.shape, dtype=torch.float64))
+    out.backward(gout)
+    for k, v in leaves.items():
+        cnn[f"{name}.{k}"] = v.detach()
+        cnn[f"{name}.grad.{k}"] = v.grad
+    cnn[f"{name}.out"], cnn[f"{name}.gout"] = out.detach(), gout
+    for k, v in extra.items():
+        cnn[f"{name}.{k}"] = v
+
+
+def pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
+def conv_case(name, N, C, H, W, K, kernel, stride=1, pad=0, dilation=1, bias=True):
+    (R, S), stride, pad, dilation = pair(kernel), pair(stride), pair(pad), pair(dilation)
+    inputs = {"x": torch.randn(N, C, H, W, dtype=torch.float64),
+              "w": torch.randn(K, C, R, S, dtype=torch.float64) / (C * R * S) ** 0.5}
+    if bias:
+        inputs["b"] = torch.randn(K, dtype=torch.float64)
+    config = torch.tensor([*stride, *pad, *dilation], dtype=torch.float64)
+    grads_of(f"conv.{name}", lambda x, w, b=None: F.conv2d(x, w, b, stride, pad, dilation), inputs,
+             {"config": config})
+
+
+def bn_case(name, N, C, H, W, training, offset=0.0, momentum=0.1, eps=1e-5):
+    x = offset + torch.randn(N, C, H, W, dtype=torch.float64) * (0.5 + torch.rand(C, 1, 1, dtype=torch.float64))
+    weight = 1 + 0.2 * torch.randn(C, dtype=torch.float64)
+    bias = 0.2 * torch.randn(C, dtype=torch.float64)
+    mean_in = f32(offset + 0.3 * torch.randn(C, dtype=torch.float64))
+    var_in = f32(0.5 + torch.rand(C, dtype=torch.float64))
+    mean, var = mean_in.clone(), var_in.clone()
+    grads_of(f"bn.{name}", lambda x, weight, bias: F.batch_norm(x, mean, var, weight, bias, training,
+                                                                momentum, eps),
+             {"x": x, "weight": weight, "bias": bias},
+             {"running_mean_in": mean_in, "running_var_in": var_in,
+              "config": torch.tensor([float(training), momentum, eps], dtype=torch.float64)})
+    cnn[f"bn.{name}.running_mean_out"], cnn[f"bn.{name}.running_var_out"] = mean, var
+
+
+def maxpool_case(name, N, C, H, W, kernel, stride, pad):
+    kernel, stride, pad = pair(kernel), pair(stride), pair(pad)
+    # distinct values, also after rounding to float32: no ties for the arg max to break
+    x = (torch.randperm(N * C * H * W, dtype=torch.float64) - N * C * H * W / 2).reshape(N, C, H, W) / 16
+    grads_of(f"maxpool.{name}", lambda x: F.max_pool2d(x, kernel, stride, pad), {"x": x},
+             {"config": torch.tensor([*kernel, *stride, *pad], dtype=torch.float64)})
+
+
+def avgpool_case(name, N, C, H, W, P, Q):
+    grads_of(f"avgpool.{name}", lambda x: F.adaptive_avg_pool2d(x, (P, Q)),
+             {"x": torch.randn(N, C, H, W, dtype=torch.float64)},
+             {"config": torch.tensor([P, Q], dtype=torch.float64)})
+
+
+torch.manual_seed(2)
+conv_case("basic", 2, 3, 9, 7, K=5, kernel=3, pad=1)
+conv_case("stride2_nobias", 2, 4, 10, 11, K=6, kernel=3, stride=2, pad=1, bias=False)
+conv_case("stem", 1, 3, 20, 18, K=4, kernel=7, stride=2, pad=3, bias=False)
+conv_case("dilated_rect", 2, 3, 11, 9, K=2, kernel=(3, 2), stride=(2, 1), pad=(1, 0), dilation=(2, 1))
+conv_case("pointwise_s2", 2, 6, 8, 8, K=4, kernel=1, stride=2, bias=False)
+conv_case("valid", 1, 2, 5, 5, K=3, kernel=5)
+bn_case("train", 4, 3, 5, 6, training=True)
+bn_case("eval", 4, 3, 5, 6, training=False)
+bn_case("train_small", 2, 5, 1, 1, training=True)
+bn_case("train_offset", 3, 2, 4, 4, training=True, offset=1000.0)
+maxpool_case("resnet", 2, 3, 9, 10, kernel=3, stride=2, pad=1)
+maxpool_case("k2s2", 1, 2, 6, 7, kernel=2, stride=2, pad=0)
+maxpool_case("rect", 1, 2, 7, 8, kernel=(3, 2), stride=(1, 2), pad=(1, 1))
+avgpool_case("global", 2, 3, 7, 5, 1, 1)
+avgpool_case("overlap", 1, 2, 7, 5, 3, 2)
+avgpool_case("up", 1, 2, 2, 2, 3, 3)
+avgpool_case("same", 1, 1, 4, 4, 4, 4)
+
+import torchvision  # noqa: E402  (only this part needs it)
+from torchvision.models.resnet import BasicBlock, ResNet  # noqa: E402
+
+
+class NarrowResNet(ResNet):
+    """torchvision's ResNet with BasicBlocks of widths w, 2w, 4w, 8w instead of 64..512: the same
+    modules, names, forward and initialisation; only the widths differ."""
+
+    def __init__(self, layers, width, num_classes):
+        torch.nn.Module.__init__(self)
+        nn = torch.nn
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(BasicBlock, width, layers[0])
+        self.layer2 = self._make_layer(BasicBlock, 2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(BasicBlock, 4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(BasicBlock, 8 * width, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(8 * width, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+
+def narrow_resnet(name, layers, reference, width=8):
+    m = NarrowResNet(layers, width, num_classes=10).double()
+    assert list(m.state_dict()) == list(reference(num_classes=10).state_dict()), name
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):  # so that BN is not the identity
+                C = mod.num_features
+                mod.weight.copy_(1 + 0.2 * torch.randn(C, dtype=torch.float64))
+                mod.bias.copy_(0.2 * torch.randn(C, dtype=torch.float64))
+                mod.running_mean.copy_(0.2 * torch.randn(C, dtype=torch.float64))
+                mod.running_var.copy_(0.5 + torch.rand(C, dtype=torch.float64))
+                mod.num_batches_tracked.fill_(3)
+        for t in m.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(f32(t))
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    for k, v in state.items():
+        cnn[f"{name}.p.{k}"] = v
+    return m, state
+
+
+def resnet_eval(m, name, *shape):
+    m.eval()
+    x = f32(torch.randn(*shape, dtype=torch.float64))
+    with torch.no_grad():
+        cnn[f"{name}.input"], cnn[f"{name}.output"] = x, m(x)
+
+
+torch.manual_seed(3)
+m, state = narrow_resnet("resnet18", [2, 2, 2, 2], torchvision.models.resnet18)
+for mode in ("eval", "train"):
+    m.load_state_dict(state)
+    m.zero_grad(set_to_none=True)
+    m.train(mode == "train")
+    x = f32(torch.randn(2, 3, 32, 32, dtype=torch.float64)).requires_grad_(True)
+    out = m(x)
+    gout = f32(torch.randn(out.shape, dtype=torch.float64))
+    out.backward(gout)
+    p = f"resnet18.{mode}"
+    cnn[f"{p}.input"], cnn[f"{p}.output"], cnn[f"{p}.grad_output"] = x.detach(), out.detach(), gout
+    cnn[f"{p}.grad.input"] = x.grad
+    for k, v in m.named_parameters():
+        cnn[f"{p}.grad.{k}"] = v.grad
+    if mode == "train":
+        for k, v in m.named_buffers():
+            cnn[f"{p}.buffers.{k}"] = v.clone()
+m.load_state_dict(state)
+resnet_eval(m, "resnet18.eval_nonsquare", 1, 3, 40, 56)
+m, _ = narrow_resnet("resnet34", [3, 4, 6, 3], torchvision.models.resnet34)
+resnet_eval(m, "resnet34.eval", 1, 3, 32, 32)
+write(os.path.join(here, "cnn.safetensors"), cnn)
