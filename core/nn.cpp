@@ -13,6 +13,7 @@
 #include "reel/kernels/batchnorm.h"
 #include "reel/kernels/conv.h"
 #include "reel/kernels/dropout.h"
+#include "reel/kernels/elementwise.h"
 #include "reel/kernels/pool.h"
 
 namespace reel {
@@ -28,8 +29,8 @@ std::string describe(const Tensor& t) {
 void check_same_device(const char* op, const Tensor& x, std::initializer_list<const Tensor*> ts) {
   for (const Tensor* t : ts)
     if (t->defined())
-      REEL_CHECK(t->device() == x.device(), op << ": expected every tensor on "
-                                               << x.device().str() << " (the input's device), got "
+      REEL_CHECK(t->device() == x.device(), op << ": expected every tensor on " << x.device().str()
+                                               << " (the input's device), got "
                                                << "one on " << t->device().str());
 }
 
@@ -108,24 +109,23 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
   s.K = weight.size(0), s.R = weight.size(2), s.S = weight.size(3);
   REEL_CHECK(weight.size(1) == s.C, "conv2d: the input " << shape_str(x.shape()) << " has " << s.C
                                                          << " channels but the weight "
-                                                         << shape_str(weight.shape())
-                                                         << " expects " << weight.size(1));
+                                                         << shape_str(weight.shape()) << " expects "
+                                                         << weight.size(1));
   REEL_CHECK(!bias.defined() || bias.shape() == Shape{s.K},
              "conv2d: bias " << describe(bias) << " should be [" << s.K << "] for the weight "
                              << shape_str(weight.shape()));
   REEL_CHECK(stride.h >= 1 && stride.w >= 1 && padding.h >= 0 && padding.w >= 0 &&
                  dilation.h >= 1 && dilation.w >= 1,
-             "conv2d: stride (" << stride.h << ", " << stride.w << ") and dilation ("
-                                << dilation.h << ", " << dilation.w
-                                << ") must be >= 1 and padding (" << padding.h << ", "
-                                << padding.w << ") >= 0");
+             "conv2d: stride (" << stride.h << ", " << stride.w << ") and dilation (" << dilation.h
+                                << ", " << dilation.w << ") must be >= 1 and padding (" << padding.h
+                                << ", " << padding.w << ") >= 0");
   check_same_device("conv2d", x, {&weight, &bias});
   s.stride_h = stride.h, s.stride_w = stride.w, s.pad_h = padding.h, s.pad_w = padding.w;
   s.dil_h = dilation.h, s.dil_w = dilation.w;
   const int64_t eff_h = dilation.h * (s.R - 1) + 1, eff_w = dilation.w * (s.S - 1) + 1;
-  REEL_CHECK(s.C >= 1 && s.K >= 1 && s.R >= 1 && s.S >= 1,
-             "conv2d: empty weight " << shape_str(weight.shape()) << " or input "
-                                     << shape_str(x.shape()));
+  REEL_CHECK(
+      s.C >= 1 && s.K >= 1 && s.R >= 1 && s.S >= 1,
+      "conv2d: empty weight " << shape_str(weight.shape()) << " or input " << shape_str(x.shape()));
   REEL_CHECK(eff_h <= s.H + 2 * padding.h && eff_w <= s.W + 2 * padding.w,
              "conv2d: the kernel " << s.R << "x" << s.S << " (dilation " << dilation.h << ", "
                                    << dilation.w << ") is larger than the padded input "
@@ -193,8 +193,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   REEL_CHECK(training || running_mean.defined(),
              "batch_norm: evaluation mode needs running_mean and running_var");
   REEL_CHECK(eps > 0.0f && momentum >= 0.0f && momentum <= 1.0f,
-             "batch_norm: eps " << eps << " must be > 0 and momentum " << momentum
-                                << " in [0, 1]");
+             "batch_norm: eps " << eps << " must be > 0 and momentum " << momentum << " in [0, 1]");
   REEL_CHECK(!training || N * HW > 1,
              "batch_norm: training needs more than one value per channel, got an input of shape "
                  << shape_str(x.shape()));
@@ -271,19 +270,18 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
   Pool2dShape s{};
   planes_of("max_pool2d", x, &s.NC, &s.H, &s.W);
   REEL_CHECK(kernel.h >= 1 && kernel.w >= 1 && stride.h >= 1 && stride.w >= 1,
-             "max_pool2d: kernel (" << kernel.h << ", " << kernel.w << ") and stride ("
-                                    << stride.h << ", " << stride.w << ") must be >= 1");
-  REEL_CHECK(padding.h >= 0 && padding.w >= 0 && 2 * padding.h <= kernel.h &&
-                 2 * padding.w <= kernel.w,
-             "max_pool2d: padding (" << padding.h << ", " << padding.w
-                                     << ") must be >= 0 and at most half the kernel ("
-                                     << kernel.h << ", " << kernel.w << ")");
+             "max_pool2d: kernel (" << kernel.h << ", " << kernel.w << ") and stride (" << stride.h
+                                    << ", " << stride.w << ") must be >= 1");
+  REEL_CHECK(
+      padding.h >= 0 && padding.w >= 0 && 2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w,
+      "max_pool2d: padding (" << padding.h << ", " << padding.w
+                              << ") must be >= 0 and at most half the kernel (" << kernel.h << ", "
+                              << kernel.w << ")");
   REEL_CHECK(s.H >= 1 && s.W >= 1 && s.H + 2 * padding.h >= kernel.h &&
                  s.W + 2 * padding.w >= kernel.w,
-             "max_pool2d: the kernel " << kernel.h << "x" << kernel.w
-                                       << " is larger than the padded input (input "
-                                       << shape_str(x.shape()) << ", padding " << padding.h
-                                       << ", " << padding.w << ")");
+             "max_pool2d: the kernel "
+                 << kernel.h << "x" << kernel.w << " is larger than the padded input (input "
+                 << shape_str(x.shape()) << ", padding " << padding.h << ", " << padding.w << ")");
   s.kh = kernel.h, s.kw = kernel.w, s.sh = stride.h, s.sw = stride.w;
   s.ph = padding.h, s.pw = padding.w;
   s.P = (s.H + 2 * s.ph - s.kh) / s.sh + 1;
@@ -315,8 +313,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
   int64_t NC, H, W;
   planes_of("adaptive_avg_pool2d", x, &NC, &H, &W);
   const int64_t P = output_size.h, Q = output_size.w;
-  REEL_CHECK(P >= 1 && Q >= 1, "adaptive_avg_pool2d: output size (" << P << ", " << Q
-                                                                    << ") must be >= 1");
+  REEL_CHECK(P >= 1 && Q >= 1,
+             "adaptive_avg_pool2d: output size (" << P << ", " << Q << ") must be >= 1");
   REEL_CHECK(H >= 1 && W >= 1,
              "adaptive_avg_pool2d: the input " << shape_str(x.shape()) << " has an empty plane");
   const Device dev = x.device();
@@ -327,8 +325,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
   node->backward = [NC, H, W, P, Q, xshape = x.shape()](Node&, const Grads& g) {
     Tensor dx = Tensor::empty(xshape, g[0].device());
     if (NC > 0)
-      REEL_KERNEL(g[0].device(), adaptive_avg_pool2d_backward, g[0].data(), dx.data(), NC, H, W,
-                  P, Q);
+      REEL_KERNEL(g[0].device(), adaptive_avg_pool2d_backward, g[0].data(), dx.data(), NC, H, W, P,
+                  Q);
     return Grads{dx};
   };
   return y;
@@ -362,8 +360,8 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   const int64_t s = start_dim < 0 ? start_dim + nd : start_dim;
   const int64_t e = end_dim < 0 ? end_dim + nd : end_dim;
   REEL_CHECK(s >= 0 && e < nd && s <= e, "flatten: dimensions " << start_dim << ".." << end_dim
-                                                                 << " do not fit the input "
-                                                                 << shape_str(x.shape()));
+                                                                << " do not fit the input "
+                                                                << shape_str(x.shape()));
   if (x.dim() == 0) return x.reshape({1});
   Shape out;
   for (int64_t d = 0; d < s; ++d) out.push_back(x.size(d));

@@ -6,7 +6,9 @@
 
 namespace reel {
 
-uint64_t splitmix64(uint64_t& state) { return math::splitmix64_mix(state += 0x9e3779b97f4a7c15ULL); }
+uint64_t splitmix64(uint64_t& state) {
+  return math::splitmix64_mix(state += 0x9e3779b97f4a7c15ULL);
+}
 
 namespace {
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -25,8 +25,8 @@ void batchnorm_forward_eval(const float* x, const float* weight, const float* bi
 // batch's (the gradient flows through them too); else they were constants.
 // dx: [N, C, HW], dweight, dbias: [C]; each written, or skipped when nullptr.
 void batchnorm_backward(const float* dy, const float* x, const float* weight, const float* mean,
-                        const float* invstd, float* dx, float* dweight, float* dbias,
-                        bool training, int64_t N, int64_t C, int64_t HW);
+                        const float* invstd, float* dx, float* dweight, float* dbias, bool training,
+                        int64_t N, int64_t C, int64_t HW);
 
 }  // namespace reel::cpu
 
@@ -41,6 +41,6 @@ void batchnorm_forward_eval(const float* x, const float* weight, const float* bi
                             float* mean, float* invstd, float eps, int64_t N, int64_t C, int64_t HW,
                             cudaStream_t stream);
 void batchnorm_backward(const float* dy, const float* x, const float* weight, const float* mean,
-                        const float* invstd, float* dx, float* dweight, float* dbias,
-                        bool training, int64_t N, int64_t C, int64_t HW, cudaStream_t stream);
+                        const float* invstd, float* dx, float* dweight, float* dbias, bool training,
+                        int64_t N, int64_t C, int64_t HW, cudaStream_t stream);
 }  // namespace reel::cuda

@@ -21,6 +21,8 @@ REEL_HD float dropout_uniform(uint64_t seed, int64_t i) {
   return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
 }
 
-REEL_HD bool dropout_keep(uint64_t seed, int64_t i, float p) { return dropout_uniform(seed, i) >= p; }
+REEL_HD bool dropout_keep(uint64_t seed, int64_t i, float p) {
+  return dropout_uniform(seed, i) >= p;
+}
 
 }  // namespace reel::math

@@ -7,6 +7,7 @@
 #include "reel/core/allocator.h"
 #include "reel/core/autograd.h"
 #include "reel/core/dispatch.h"
+#include "reel/core/nn.h"
 #include "reel/core/ops.h"
 #include "reel/core/random.h"
 #include "reel/kernels/copy.h"
@@ -386,19 +387,6 @@ LSTMCell::State LSTMCell::forward(const Tensor& x, const State& state) {
   const LstmLayerOutput y = lstm_layer(x.reshape({1, B, input_size_}), state.h, state.c, w_ih_,
                                        w_hh_, b_ih_, b_hh_, {}, false);
   return {y.h_n, y.c_n};
-}
-
-Tensor dropout(const Tensor& x, float p, bool training) {
-  REEL_CHECK(p >= 0.0f && p < 1.0f, "dropout: p " << p << " is outside [0, 1)");
-  if (!training || p == 0.0f) return x;
-  Tensor mask = Tensor::uniform(x.shape(), 0.0f, 1.0f, default_generator());
-  {
-    NoGradGuard guard;
-    std::vector<float> m = mask.to_vector();
-    for (float& v : m) v = v >= p ? 1.0f / (1.0f - p) : 0.0f;
-    mask = Tensor::from_vector(m, x.shape(), x.device());
-  }
-  return x * mask;
 }
 
 }  // namespace reel

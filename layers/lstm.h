@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "reel/core/nn.h"  // dropout between layers
 #include "reel/layers/module.h"
 
 namespace reel {
@@ -104,9 +105,5 @@ class LSTMCell : public Module {
   int64_t input_size_, hidden_size_;
   Tensor w_ih_, w_hh_, b_ih_, b_hh_;
 };
-
-// Inverted dropout: in training mode each element is zeroed with probability p and the others
-// scaled by 1 / (1 - p), with a mask from reel's default generator; the identity otherwise.
-Tensor dropout(const Tensor& x, float p, bool training);
 
 }  // namespace reel

@@ -96,8 +96,8 @@ void batchnorm_forward_eval(const float* x, const float* weight, const float* bi
 }
 
 void batchnorm_backward(const float* dy, const float* x, const float* weight, const float* mean,
-                        const float* invstd, float* dx, float* dweight, float* dbias,
-                        bool training, int64_t N, int64_t C, int64_t HW) {
+                        const float* invstd, float* dx, float* dweight, float* dbias, bool training,
+                        int64_t N, int64_t C, int64_t HW) {
   const int64_t count = N * HW;
   for_each_range(C, 2 * count, 1, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {

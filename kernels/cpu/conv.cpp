@@ -18,8 +18,7 @@ namespace reel::cpu {
 namespace {
 
 bool is_pointwise(const Conv2dShape& s) {
-  return s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
-         s.pad_w == 0;
+  return s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
 }
 
 // The output columns [q0, q1) whose input column q * stride_w - pad_w + tap falls inside [0, W).
@@ -48,7 +47,7 @@ void im2col(const float* x, float* col, const Conv2dShape& s) {
     for (int64_t row = b; row < e; ++row) {
       const int64_t c = row / (s.R * s.S), r = row / s.S % s.R, t = row % s.S;
       const float* xc = x + c * s.H * s.W;  // [H, W]
-      float* out = col + row * PQ;           // [P, Q]
+      float* out = col + row * PQ;          // [P, Q]
       int64_t q0, q1;
       valid_columns(s, t, &q0, &q1);
       for (int64_t p = 0; p < s.P; ++p) {
@@ -120,7 +119,7 @@ void conv2d_backward_data(const float* dy, const float* w, float* dx, float* wor
                           const Conv2dShape& s) {
   const int64_t CRS = s.C * s.R * s.S, PQ = s.P * s.Q;
   for (int64_t n = 0; n < s.N; ++n) {
-    const float* dyn = dy + n * s.K * PQ;  // [K, P, Q]
+    const float* dyn = dy + n * s.K * PQ;   // [K, P, Q]
     float* dxn = dx + n * s.C * s.H * s.W;  // [C, H, W]
     if (is_pointwise(s)) {
       gemm(true, false, CRS, PQ, s.K, 1.0f, w, CRS, dyn, PQ, 0.0f, dxn, PQ);

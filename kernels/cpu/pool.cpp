@@ -80,8 +80,7 @@ void adaptive_avg_pool2d_backward(const float* dy, float* dx, int64_t NC, int64_
         const int64_t h0 = math::adaptive_start(p, H, P), h1 = math::adaptive_end(p, H, P);
         for (int64_t q = 0; q < Q; ++q) {
           const int64_t w0 = math::adaptive_start(q, W, Q), w1 = math::adaptive_end(q, W, Q);
-          const float g =
-              dy[(plane * P + p) * Q + q] / static_cast<float>((h1 - h0) * (w1 - w0));
+          const float g = dy[(plane * P + p) * Q + q] / static_cast<float>((h1 - h0) * (w1 - w0));
           for (int64_t h = h0; h < h1; ++h)
             for (int64_t w = w0; w < w1; ++w) d[h * W + w] += g;
         }
