@@ -19,6 +19,13 @@ namespace reel::cpu {
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// The same product with B given by pointers, for implicit GEMMs (a convolution reads its input
+// through them without an im2col copy): op(B)[k, j] = b_rows[k][j] (b_rows: [K] pointers, each
+// to N floats), or when trans_b, op(B)[k, j] = b_rows[j][k] (b_rows: [N] pointers to K floats).
+void gemm_rows_b(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float* A, int64_t lda, const float* const* b_rows, float beta, float* C,
+                 int64_t ldc);
+
 // The micro-kernel chosen at run time on this CPU: "avx512", "avx2" or "generic".
 // REEL_GEMM_ISA=avx512|avx2|generic in the environment picks one (if this CPU has it).
 const char* gemm_isa();

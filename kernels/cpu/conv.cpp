@@ -1,14 +1,28 @@
-// Convolution on the CPU, lowered onto the GEMM of kernels/cpu/gemm.cpp one image at a time:
+// Convolution on the CPU, lowered onto the GEMM of kernels/cpu/gemm.cpp in one of two ways.
 //
-//   forward        y[n]  [K, PQ]   = W [K, CRS] col(x[n]) [CRS, PQ] (+ bias)
-//   data grad      dcol  [CRS, PQ] = W^T dy[n];  dx[n] = col2im(dcol)
-//   weight grad    dW    [K, CRS] += dy[n] [K, PQ] col(x[n])^T   (summed over n in the GEMM)
+// Implicit (most shapes): no im2col matrix. The padded input of one image is split once into
+// stride phases, xph [C][sh][sw][Hq][Wq], where xph[c][a][b][i][j] = x_pad[c][i sh + a][j sw + b].
+// The input that output (p, q) reads through tap (r, t) of channel c is then
+//   xph[c][(r dh) % sh][(t dw) % sw][p + (r dh) / sh][q + (t dw) / sw]
+// so, numbering the outputs j = p Wq + q over rows of Wq (>= Q) columns, row (c, r, t) of the
+// GEMM's B is a contiguous run starting at one address: B is a list of row pointers
+// (gemm_rows_b) and the GEMM packs straight from the phase planes. The product
+//   Y [K, P Wq] = W [K, CRS] B [CRS, P Wq]
+// has Wq - Q columns per row that are never used; the shapes where they would be more than
+// kMaxWaste of the work take the explicit path.
 //
-// A 1x1 convolution with stride 1 and no padding needs no lowering (col(x[n]) is x[n] itself).
-// The GEMM splits each product over the threads; im2col and col2im split their rows.
+// Explicit (small planes, where the extra columns would cost too much): im2col of a chunk of
+// images side by side into col [CRS, nb PQ], one GEMM for the chunk, then a scatter into y.
+//
+//   forward        Y = W col                            (+ bias)
+//   data grad      stride 1: the forward of dy with the flipped, transposed weight
+//                  (padding dil (R - 1) - pad); else dcol = W^T dy per image, then col2im
+//   weight grad    dW += dy col^T over the images, in the GEMM (beta = 1 after the first)
 #include "reel/kernels/conv.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "reel/kernels/cpu/nd_loop.h"
 #include "reel/kernels/gemm.h"
@@ -17,17 +31,177 @@ namespace reel::cpu {
 
 namespace {
 
-bool is_pointwise(const Conv2dShape& s) {
-  return s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
+// Largest share of the implicit GEMM's columns that may be padding (Wq - Q per row).
+constexpr double kMaxWaste = 0.15;
+// The explicit path puts images side by side until a chunk has this many columns.
+constexpr int64_t kChunkColumns = 4096;
+
+// The geometry of the implicit path for shape s.
+struct Implicit {
+  int64_t Hq, Wq;  // extents of one phase plane
+  int64_t planes;  // C sh sw planes per image
+  int64_t row_off_max, col_off_max;
+  bool use;  // the padding columns are a small enough share
+};
+
+Implicit implicit_of(const Conv2dShape& s) {
+  Implicit g{};
+  g.row_off_max = (s.R - 1) * s.dil_h / s.stride_h;
+  g.col_off_max = (s.S - 1) * s.dil_w / s.stride_w;
+  g.Wq = s.Q + g.col_off_max;
+  // One row more than the outputs read, for the padding columns of the last output row.
+  g.Hq = s.P + g.row_off_max + 1;
+  g.planes = s.C * s.stride_h * s.stride_w;
+  g.use = static_cast<double>(g.Wq - s.Q) <= kMaxWaste * static_cast<double>(g.Wq);
+  return g;
 }
 
-// The output columns [q0, q1) whose input column q * stride_w - pad_w + tap falls inside [0, W).
+int64_t chunk_images(const Conv2dShape& s) {
+  const int64_t PQ = std::max<int64_t>(1, s.P * s.Q);
+  return std::min<int64_t>(std::max<int64_t>(1, (kChunkColumns + PQ - 1) / PQ),
+                           std::max<int64_t>(1, s.N));
+}
+
+// xph: [C][sh][sw][Hq][Wq] out, the stride phases of image x: [C, H, W] zero-padded.
+void fill_phases(const float* x, float* xph, const Conv2dShape& s, const Implicit& g) {
+  const int64_t plane = g.Hq * g.Wq;
+  for_each_range(g.planes, plane, 1, [&](int64_t b, int64_t e) {
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int64_t c = idx / (s.stride_h * s.stride_w);
+      const int64_t a = idx / s.stride_w % s.stride_h, bw = idx % s.stride_w;
+      const float* xc = x + c * s.H * s.W;  // [H, W]
+      float* out = xph + idx * plane;       // [Hq, Wq]
+      // Columns j whose input column j sw + bw - pw lies in [0, W).
+      const int64_t off = bw - s.pad_w;
+      const int64_t j0 = off >= 0 ? 0 : (-off + s.stride_w - 1) / s.stride_w;
+      int64_t j1 = s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.stride_w + 1;
+      j1 = std::min(j1, g.Wq);
+      for (int64_t i = 0; i < g.Hq; ++i) {
+        float* o = out + i * g.Wq;
+        const int64_t u = i * s.stride_h + a - s.pad_h;
+        if (u < 0 || u >= s.H || j0 >= j1) {
+          std::memset(o, 0, sizeof(float) * g.Wq);
+          continue;
+        }
+        const float* xr = xc + u * s.W + off;
+        for (int64_t j = 0; j < j0; ++j) o[j] = 0.0f;
+        if (s.stride_w == 1) {
+          std::memcpy(o + j0, xr + j0, sizeof(float) * (j1 - j0));
+        } else {
+          for (int64_t j = j0; j < j1; ++j) o[j] = xr[j * s.stride_w];
+        }
+        for (int64_t j = j1; j < g.Wq; ++j) o[j] = 0.0f;
+      }
+    }
+  });
+}
+
+// rows: [C R S] out, the start of row (c, r, t) of the implicit B in the phase planes xph (the
+// weight's own order, so that neighbouring rows read neighbouring addresses of one plane).
+void phase_rows(const float* xph, const Conv2dShape& s, const Implicit& g,
+                std::vector<const float*>& rows) {
+  rows.resize(static_cast<size_t>(s.C * s.R * s.S));
+  const int64_t plane = g.Hq * g.Wq;
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t t = 0; t < s.S; ++t) {
+        const int64_t a = r * s.dil_h % s.stride_h, bw = t * s.dil_w % s.stride_w;
+        const int64_t off = (r * s.dil_h / s.stride_h) * g.Wq + t * s.dil_w / s.stride_w;
+        rows[(c * s.R + r) * s.S + t] =
+            xph + ((c * s.stride_h + a) * s.stride_w + bw) * plane + off;
+      }
+}
+
+// The scratch of each path, in floats.
+int64_t implicit_forward_floats(const Conv2dShape& s, const Implicit& g) {
+  return g.planes * g.Hq * g.Wq + s.K * s.P * g.Wq;
+}
+int64_t explicit_forward_floats(const Conv2dShape& s) {
+  const int64_t cols = chunk_images(s) * s.P * s.Q;
+  return s.C * s.R * s.S * cols + s.K * cols;
+}
+bool flip_for_data_grad(const Conv2dShape& s) {
+  return s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= s.dil_h * (s.R - 1) &&
+         s.pad_w <= s.dil_w * (s.S - 1);
+}
+// The forward convolution whose output is the data gradient of s (stride 1).
+Conv2dShape flipped_shape(const Conv2dShape& s) {
+  Conv2dShape f = s;
+  f.C = s.K, f.H = s.P, f.W = s.Q, f.K = s.C;
+  f.pad_h = s.dil_h * (s.R - 1) - s.pad_h, f.pad_w = s.dil_w * (s.S - 1) - s.pad_w;
+  f.P = s.H, f.Q = s.W;
+  return f;
+}
+int64_t forward_floats(const Conv2dShape& s) {
+  const Implicit g = implicit_of(s);
+  return g.use ? implicit_forward_floats(s, g) : explicit_forward_floats(s);
+}
+
+// y = conv(x, w) + bias through the implicit GEMM; ws: implicit_forward_floats(s).
+void forward_implicit(const float* x, const float* w, const float* bias, float* y, float* ws,
+                      const Conv2dShape& s, const Implicit& g) {
+  const int64_t CRS = s.C * s.R * s.S, cols = s.P * g.Wq, PQ = s.P * s.Q;
+  float* xph = ws;                           // [C sh sw, Hq, Wq]
+  float* yw = xph + g.planes * g.Hq * g.Wq;  // [K, P, Wq]
+  thread_local std::vector<const float*> rows;
+  for (int64_t n = 0; n < s.N; ++n) {
+    fill_phases(x + n * s.C * s.H * s.W, xph, s, g);
+    phase_rows(xph, s, g, rows);
+    gemm_rows_b(false, false, s.K, cols, CRS, 1.0f, w, CRS, rows.data(), 0.0f, yw, cols);
+    float* yn = y + n * s.K * PQ;  // [K, P, Q]
+    for_each_range(s.K, PQ, 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        const float add = bias ? bias[k] : 0.0f;
+        for (int64_t p = 0; p < s.P; ++p) {
+          const float* src = yw + k * cols + p * g.Wq;
+          float* dst = yn + (k * s.P + p) * s.Q;
+          for (int64_t q = 0; q < s.Q; ++q) dst[q] = src[q] + add;
+        }
+      }
+    });
+  }
+}
+
+// im2col of images [n0, n0 + nb) side by side: col: [CRS, nb PQ].
+void im2col_chunk(const float* x, float* col, int64_t n0, int64_t nb, const Conv2dShape& s);
+
+void forward_explicit(const float* x, const float* w, const float* bias, float* y, float* ws,
+                      const Conv2dShape& s) {
+  const int64_t CRS = s.C * s.R * s.S, PQ = s.P * s.Q, nb_max = chunk_images(s);
+  float* col = ws;                      // [CRS, nb PQ]
+  float* yc = col + CRS * nb_max * PQ;  // [K, nb PQ]
+  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, s.N - n0), cols = nb * PQ;
+    im2col_chunk(x, col, n0, nb, s);
+    gemm(false, false, s.K, cols, CRS, 1.0f, w, CRS, col, cols, 0.0f, yc, cols);
+    for_each_range(nb * s.K, PQ, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t n = i / s.K, k = i % s.K;
+        const float add = bias ? bias[k] : 0.0f;
+        const float* src = yc + k * cols + n * PQ;
+        float* dst = y + ((n0 + n) * s.K + k) * PQ;
+        for (int64_t j = 0; j < PQ; ++j) dst[j] = src[j] + add;
+      }
+    });
+  }
+}
+
+void forward_any(const float* x, const float* w, const float* bias, float* y, float* ws,
+                 const Conv2dShape& s) {
+  const Implicit g = implicit_of(s);
+  if (g.use)
+    forward_implicit(x, w, bias, y, ws, s, g);
+  else
+    forward_explicit(x, w, bias, y, ws, s);
+}
+
+// The output columns [q0, q1) whose input column q * stride_w - pad_w + tap * dil_w lies in
+// [0, W).
 void valid_columns(const Conv2dShape& s, int64_t tap, int64_t* q0, int64_t* q1) {
   const int64_t off = tap * s.dil_w - s.pad_w;  // input column of q = 0
   int64_t lo = 0, hi = s.Q;
   if (off < 0) lo = (-off + s.stride_w - 1) / s.stride_w;
-  // largest q with q * stride + off <= W - 1
-  const int64_t top = s.W - 1 - off;
+  const int64_t top = s.W - 1 - off;  // largest q with q * stride + off <= W - 1
   hi = top < 0 ? 0 : top / s.stride_w + 1;
   if (hi > s.Q) hi = s.Q;
   if (lo > hi) lo = hi;
@@ -35,38 +209,66 @@ void valid_columns(const Conv2dShape& s, int64_t tap, int64_t* q0, int64_t* q1) 
   *q1 = hi;
 }
 
+// One row (c, r, t) of im2col for image x: [C, H, W] into out: [P, Q].
+void im2col_row(const float* x, float* out, int64_t row, const Conv2dShape& s) {
+  const int64_t c = row / (s.R * s.S), r = row / s.S % s.R, t = row % s.S;
+  const float* xc = x + c * s.H * s.W;  // [H, W]
+  int64_t q0, q1;
+  valid_columns(s, t, &q0, &q1);
+  for (int64_t p = 0; p < s.P; ++p) {
+    float* o = out + p * s.Q;
+    const int64_t ih = math::conv_in_coord(p, r, s.stride_h, s.pad_h, s.dil_h);
+    if (ih < 0 || ih >= s.H || q0 >= q1) {
+      std::memset(o, 0, sizeof(float) * s.Q);
+      continue;
+    }
+    for (int64_t q = 0; q < q0; ++q) o[q] = 0.0f;
+    const float* xr = xc + ih * s.W + math::conv_in_coord(0, t, s.stride_w, s.pad_w, s.dil_w);
+    if (s.stride_w == 1) {
+      std::memcpy(o + q0, xr + q0, sizeof(float) * (q1 - q0));
+    } else {
+      for (int64_t q = q0; q < q1; ++q) o[q] = xr[q * s.stride_w];
+    }
+    for (int64_t q = q1; q < s.Q; ++q) o[q] = 0.0f;
+  }
+}
+
+void im2col_chunk(const float* x, float* col, int64_t n0, int64_t nb, const Conv2dShape& s) {
+  const int64_t rows = s.C * s.R * s.S, PQ = s.P * s.Q;
+  for_each_range(rows * nb, PQ, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t row = i / nb, n = i % nb;
+      im2col_row(x + (n0 + n) * s.C * s.H * s.W, col + row * nb * PQ + n * PQ, row, s);
+    }
+  });
+}
+
 }  // namespace
 
 int64_t conv2d_workspace_floats(const Conv2dShape& s) {
-  return is_pointwise(s) ? 0 : s.C * s.R * s.S * s.P * s.Q;
+  const Implicit g = implicit_of(s);
+  // forward
+  int64_t need = forward_floats(s);
+  // data gradient
+  if (flip_for_data_grad(s)) {
+    need = std::max(need, s.K * s.C * s.R * s.S + forward_floats(flipped_shape(s)));
+  } else {
+    need = std::max(need, s.C * s.R * s.S * s.P * s.Q);
+  }
+  // weight gradient
+  if (g.use) {
+    need = std::max(need, g.planes * g.Hq * g.Wq + s.K * s.P * g.Wq);
+  } else {
+    const int64_t cols = chunk_images(s) * s.P * s.Q;
+    need = std::max(need, s.C * s.R * s.S * cols + s.K * cols);
+  }
+  return need;
 }
 
 void im2col(const float* x, float* col, const Conv2dShape& s) {
   const int64_t rows = s.C * s.R * s.S, PQ = s.P * s.Q;
   for_each_range(rows, PQ, 1, [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const int64_t c = row / (s.R * s.S), r = row / s.S % s.R, t = row % s.S;
-      const float* xc = x + c * s.H * s.W;  // [H, W]
-      float* out = col + row * PQ;          // [P, Q]
-      int64_t q0, q1;
-      valid_columns(s, t, &q0, &q1);
-      for (int64_t p = 0; p < s.P; ++p) {
-        float* o = out + p * s.Q;
-        const int64_t ih = math::conv_in_coord(p, r, s.stride_h, s.pad_h, s.dil_h);
-        if (ih < 0 || ih >= s.H || q0 >= q1) {
-          std::memset(o, 0, sizeof(float) * s.Q);
-          continue;
-        }
-        for (int64_t q = 0; q < q0; ++q) o[q] = 0.0f;
-        const float* xr = xc + ih * s.W + math::conv_in_coord(0, t, s.stride_w, s.pad_w, s.dil_w);
-        if (s.stride_w == 1) {
-          std::memcpy(o + q0, xr + q0, sizeof(float) * (q1 - q0));
-        } else {
-          for (int64_t q = q0; q < q1; ++q) o[q] = xr[q * s.stride_w];
-        }
-        for (int64_t q = q1; q < s.Q; ++q) o[q] = 0.0f;
-      }
-    }
+    for (int64_t row = b; row < e; ++row) im2col_row(x, col + row * PQ, row, s);
   });
 }
 
@@ -96,35 +298,27 @@ void col2im(const float* col, float* dx, const Conv2dShape& s) {
 
 void conv2d_forward(const float* x, const float* w, const float* bias, float* y, float* workspace,
                     const Conv2dShape& s) {
-  const int64_t CRS = s.C * s.R * s.S, PQ = s.P * s.Q;
-  for (int64_t n = 0; n < s.N; ++n) {
-    const float* xn = x + n * s.C * s.H * s.W;  // [C, H, W]
-    float* yn = y + n * s.K * PQ;               // [K, P, Q]
-    float beta = 0.0f;
-    if (bias) {
-      for (int64_t k = 0; k < s.K; ++k)
-        for (int64_t i = 0; i < PQ; ++i) yn[k * PQ + i] = bias[k];
-      beta = 1.0f;
-    }
-    const float* cols = xn;
-    if (!is_pointwise(s)) {
-      im2col(xn, workspace, s);
-      cols = workspace;
-    }
-    gemm(false, false, s.K, PQ, CRS, 1.0f, w, CRS, cols, PQ, beta, yn, PQ);
-  }
+  forward_any(x, w, bias, y, workspace, s);
 }
 
 void conv2d_backward_data(const float* dy, const float* w, float* dx, float* workspace,
                           const Conv2dShape& s) {
   const int64_t CRS = s.C * s.R * s.S, PQ = s.P * s.Q;
+  if (flip_for_data_grad(s)) {
+    // wf: [C, K, R, S], wf[c][k][r][t] = w[k][c][R - 1 - r][S - 1 - t].
+    float* wf = workspace;
+    for (int64_t k = 0; k < s.K; ++k)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t r = 0; r < s.R; ++r)
+          for (int64_t t = 0; t < s.S; ++t)
+            wf[((c * s.K + k) * s.R + r) * s.S + t] =
+                w[((k * s.C + c) * s.R + (s.R - 1 - r)) * s.S + (s.S - 1 - t)];
+    forward_any(dy, wf, nullptr, dx, workspace + s.K * CRS, flipped_shape(s));
+    return;
+  }
   for (int64_t n = 0; n < s.N; ++n) {
     const float* dyn = dy + n * s.K * PQ;   // [K, P, Q]
     float* dxn = dx + n * s.C * s.H * s.W;  // [C, H, W]
-    if (is_pointwise(s)) {
-      gemm(true, false, CRS, PQ, s.K, 1.0f, w, CRS, dyn, PQ, 0.0f, dxn, PQ);
-      continue;
-    }
     gemm(true, false, CRS, PQ, s.K, 1.0f, w, CRS, dyn, PQ, 0.0f, workspace, PQ);
     col2im(workspace, dxn, s);
   }
@@ -133,18 +327,43 @@ void conv2d_backward_data(const float* dy, const float* w, float* dx, float* wor
 void conv2d_backward_weight(const float* dy, const float* x, float* dw, float* db, float* workspace,
                             const Conv2dShape& s) {
   const int64_t CRS = s.C * s.R * s.S, PQ = s.P * s.Q;
-  if (s.N == 0) {
-    std::memset(dw, 0, sizeof(float) * s.K * CRS);
-  }
-  for (int64_t n = 0; n < s.N; ++n) {
-    const float* dyn = dy + n * s.K * PQ;  // [K, P, Q]
-    const float* xn = x + n * s.C * s.H * s.W;
-    const float* cols = xn;
-    if (!is_pointwise(s)) {
-      im2col(xn, workspace, s);
-      cols = workspace;
+  const Implicit g = implicit_of(s);
+  if (s.N == 0) std::memset(dw, 0, sizeof(float) * s.K * CRS);
+  if (s.N > 0 && g.use) {
+    // dW [K, CRS] = sum_n dy_w[n] [K, P Wq] B^T, B the implicit rows of image n; dy_w holds dy
+    // with zeros in the padding columns, so that they add nothing.
+    const int64_t cols = s.P * g.Wq;
+    float* xph = workspace;                     // [C sh sw, Hq, Wq]
+    float* dyw = xph + g.planes * g.Hq * g.Wq;  // [K, P, Wq]
+    thread_local std::vector<const float*> rows;
+    for (int64_t n = 0; n < s.N; ++n) {
+      fill_phases(x + n * s.C * s.H * s.W, xph, s, g);
+      phase_rows(xph, s, g, rows);
+      const float* dyn = dy + n * s.K * PQ;
+      for_each_range(s.K, cols, 1, [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k)
+          for (int64_t p = 0; p < s.P; ++p) {
+            float* o = dyw + k * cols + p * g.Wq;
+            std::memcpy(o, dyn + (k * s.P + p) * s.Q, sizeof(float) * s.Q);
+            for (int64_t q = s.Q; q < g.Wq; ++q) o[q] = 0.0f;
+          }
+      });
+      gemm_rows_b(false, true, s.K, CRS, cols, 1.0f, dyw, cols, rows.data(), n == 0 ? 0.0f : 1.0f,
+                  dw, CRS);
     }
-    gemm(false, true, s.K, CRS, PQ, 1.0f, dyn, PQ, cols, PQ, n == 0 ? 0.0f : 1.0f, dw, CRS);
+  } else if (s.N > 0) {
+    // Chunks of images side by side: col [CRS, nb PQ] and dy of the chunk as [K, nb PQ].
+    const int64_t nb_max = chunk_images(s);
+    float* col = workspace;
+    float* dyc = col + CRS * nb_max * PQ;
+    for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+      const int64_t nb = std::min(nb_max, s.N - n0), cols = nb * PQ;
+      im2col_chunk(x, col, n0, nb, s);
+      for (int64_t n = 0; n < nb; ++n)
+        for (int64_t k = 0; k < s.K; ++k)
+          std::memcpy(dyc + k * cols + n * PQ, dy + ((n0 + n) * s.K + k) * PQ, sizeof(float) * PQ);
+      gemm(false, true, s.K, CRS, cols, 1.0f, dyc, cols, col, cols, n0 == 0 ? 0.0f : 1.0f, dw, CRS);
+    }
   }
   if (db) {
     for_each_range(s.K, s.N * PQ, 1, [&](int64_t b, int64_t e) {

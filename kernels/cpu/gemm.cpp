@@ -267,20 +267,24 @@ constexpr int64_t kPackPrefetchRows = 8;
 // out: [ceil(cols / NR)][kc][NR] = op(B)[0:kc, 0:cols], zero past cols.
 // b: op(B) at the block's first element; op(B)[k, j] = b[k * ldb + j], or b[j * ldb + k]
 // when trans.
+//
+// Rows given by pointers (gemm_rows_b): rows is not null, b is unused, and op(B)[k, j] of the
+// block is rows[k][j] (not trans; rows and each pointer already offset to the block), or
+// rows[j][k] (trans).
 template <int NR>
-void pack_b_block(bool trans, const float* b, int64_t ldb, int64_t cols, int64_t kc,
-                  TransposeFn transpose, float* out) {
+void pack_b_block(bool trans, const float* b, int64_t ldb, const float* const* rows, int64_t cols,
+                  int64_t kc, TransposeFn transpose, float* out) {
   const int64_t full = cols / NR * NR;
   if (!trans) {
     // Rows of B are contiguous along N: read each once, left to right (reading a panel at a
     // time would touch a new page every row).
     for (int64_t k = 0; k < kc; ++k) {
-      const float* src = b + k * ldb;
+      const float* src = rows ? rows[k] : b + k * ldb;
       float* dst = out + k * NR;
       // The hardware prefetcher does not follow short runs at a long stride: fetch the row a
       // few ahead, one cache line (16 floats) at a time.
       if (k + kPackPrefetchRows < kc) {
-        const float* ahead = src + kPackPrefetchRows * ldb;
+        const float* ahead = rows ? rows[k + kPackPrefetchRows] : src + kPackPrefetchRows * ldb;
         for (int64_t j = 0; j < cols; j += 16) __builtin_prefetch(ahead + j);
       }
       for (int64_t j0 = 0; j0 < full; j0 += NR) {
@@ -295,7 +299,7 @@ void pack_b_block(bool trans, const float* b, int64_t ldb, int64_t cols, int64_t
     return;
   }
   // Rows of B are contiguous along K: a transpose, NR rows at a time.
-  if (transpose != nullptr && NR % 16 == 0) {
+  if (transpose != nullptr && NR % 16 == 0 && rows == nullptr) {
     for (int64_t j0 = 0; j0 < cols; j0 += NR) {
       for (int64_t h = 0; h < NR; h += 16) {
         const int64_t n = std::max<int64_t>(0, std::min<int64_t>(16, cols - j0 - h));
@@ -306,7 +310,7 @@ void pack_b_block(bool trans, const float* b, int64_t ldb, int64_t cols, int64_t
   }
   for (int64_t j0 = 0; j0 < full; j0 += NR) {
     const float* src[NR];
-    for (int j = 0; j < NR; ++j) src[j] = b + (j0 + j) * ldb;
+    for (int j = 0; j < NR; ++j) src[j] = rows ? rows[j0 + j] : b + (j0 + j) * ldb;
     float* dst = out + j0 * kc;
     for (int64_t k = 0; k < kc; ++k) {
       for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j][k];
@@ -315,14 +319,19 @@ void pack_b_block(bool trans, const float* b, int64_t ldb, int64_t cols, int64_t
   if (full < cols) {
     float* dst = out + full * kc;
     for (int64_t k = 0; k < kc; ++k) {
-      for (int j = 0; j < NR; ++j)
-        dst[k * NR + j] = full + j < cols ? b[(full + j) * ldb + k] : 0.0f;
+      for (int j = 0; j < NR; ++j) {
+        const float* col = full + j >= cols ? nullptr
+                           : rows           ? rows[full + j]
+                                            : b + (full + j) * ldb;
+        dst[k * NR + j] = col ? col[k] : 0.0f;
+      }
     }
   }
 }
 
 using PackAFn = void (*)(bool, const float*, int64_t, int64_t, int64_t, float, TransposeFn, float*);
-using PackBFn = void (*)(bool, const float*, int64_t, int64_t, int64_t, TransposeFn, float*);
+using PackBFn = void (*)(bool, const float*, int64_t, const float* const*, int64_t, int64_t,
+                         TransposeFn, float*);
 
 // The tile shapes of the kernels in this build; a kernel with another shape fails loudly.
 PackAFn pack_a_for(int mr) {
@@ -372,6 +381,9 @@ struct Problem {
   int64_t lda;
   const float* B;  // op(B): [K, N]
   int64_t ldb;
+  // gemm_rows_b: B given by row pointers instead (B unused): op(B)[k, j] = b_rows[k][j], or
+  // b_rows[j][k] when trans_b.
+  const float* const* b_rows;
   float beta;
   float* C;  // [M, N]
   int64_t ldc;
@@ -397,7 +409,23 @@ int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / mult
 
 // Whether the call reads B in place (see the top comment and kDirectBMaxRowTiles).
 bool reads_b_in_place(const Problem& p, const Ukernel& uk) {
-  return !p.trans_b && (p.M + uk.mr - 1) / uk.mr <= kDirectBMaxRowTiles;
+  return !p.trans_b && p.b_rows == nullptr && (p.M + uk.mr - 1) / uk.mr <= kDirectBMaxRowTiles;
+}
+
+// Packs the block op(B)[p0 : p0 + kc, j0 : j0 + nc] (from memory or from row pointers).
+void pack_b_at(const Problem& p, PackBFn pack_b, TransposeFn transpose, int64_t p0, int64_t j0,
+               int64_t nc, int64_t kc, float* out) {
+  if (p.b_rows == nullptr) {
+    pack_b(p.trans_b, b_at(p, p0, j0), p.ldb, nullptr, nc, kc, transpose, out);
+    return;
+  }
+  // The block's row pointers, offset to its first column (not trans) or row (trans).
+  thread_local std::vector<const float*> rows;
+  const int64_t n_rows = p.trans_b ? nc : kc, first = p.trans_b ? j0 : p0;
+  const int64_t offset = p.trans_b ? p0 : j0;
+  rows.resize(static_cast<size_t>(n_rows));
+  for (int64_t i = 0; i < n_rows; ++i) rows[i] = p.b_rows[first + i] + offset;
+  pack_b(p.trans_b, nullptr, 0, rows.data(), nc, kc, transpose, out);
 }
 
 // C[m0:m1, n0:n1] of the product, on the calling thread. m0 is a multiple of mr.
@@ -433,11 +461,11 @@ void gemm_rect(const Problem& p, const Ukernel& uk, int64_t m0, int64_t m1, int6
       for (int64_t j0 = n0; j0 < n1; j0 += nc_max) {
         const int64_t nc = std::min(nc_max, n1 - j0);
         if (!direct_b) {
-          pack_b(p.trans_b, b_at(p, p0, j0), p.ldb, nc, kc, uk.transpose, b_pack);
+          pack_b_at(p, pack_b, uk.transpose, p0, j0, nc, kc, b_pack);
         } else if (nc % nr != 0) {
           // The ragged last panel: the kernel reads nr columns, which B does not have.
           const int64_t jr = nc / nr * nr;
-          pack_b(false, b_at(p, p0, j0 + jr), p.ldb, nc - jr, kc, nullptr, b_pack);
+          pack_b(false, b_at(p, p0, j0 + jr), p.ldb, nullptr, nc - jr, kc, nullptr, b_pack);
         }
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const float* a_panel = a_block + ir * kc;  // [kc][mr]
@@ -623,14 +651,15 @@ thread_local PackBuffer t_a_shared;
 
 }  // namespace
 
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+
+void run_gemm(const Problem& p) {
+  const int64_t M = p.M, N = p.N, K = p.K;
   if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == 0.0f) {
-    scale_c(M, N, beta, C, ldc);
+  if (K <= 0 || p.alpha == 0.0f) {
+    scale_c(M, N, p.beta, p.C, p.ldc);
     return;
   }
-  const Problem p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
   const Ukernel& uk = current_kernel();
   const double fmas = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const int threads = static_cast<int>(
@@ -646,6 +675,19 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 #pragma omp parallel num_threads(threads)
   // The team may be smaller than asked (nested parallelism, thread limits).
   run_team(p, uk, omp_get_num_threads(), omp_get_thread_num(), work, a_shared);
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  run_gemm({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, nullptr, beta, C, ldc});
+}
+
+void gemm_rows_b(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float* A, int64_t lda, const float* const* b_rows, float beta, float* C,
+                 int64_t ldc) {
+  run_gemm({trans_a, trans_b, M, N, K, alpha, A, lda, nullptr, 0, b_rows, beta, C, ldc});
 }
 
 const char* gemm_isa() { return current_kernel().name; }

@@ -52,6 +52,24 @@ void tile(int64_t kc, const float* __restrict a, const float* __restrict b, int6
   }
   // beta is passed by reference so that it does not hold a register through the loop.
   const float beta = beta_ref;
+  if (n == 8 * kNv) {
+    // A full tile: plain loads and stores (AMD's masked moves are microcoded and slow).
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+#pragma GCC unroll 16
+      for (int v = 0; v < kNv; ++v) {
+        float* p = c + i * ldc + 8 * v;
+        __m256 r = acc[i][v];
+        if (beta == 1.0f) {
+          r = _mm256_add_ps(r, _mm256_loadu_ps(p));
+        } else if (beta != 0.0f) {
+          r = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(p), r);
+        }
+        _mm256_storeu_ps(p, r);
+      }
+    }
+    return;
+  }
   __m256i mask[kNv];
 #pragma GCC unroll 16
   for (int v = 0; v < kNv; ++v) {

@@ -64,6 +64,82 @@ TEST_CASE("conv2d equals PyTorch: strides, padding, dilation, rectangular kernel
   }
 }
 
+namespace {
+
+// The convolution and its two gradients as the definition says, in double: the reference for
+// shapes that take either lowering of kernels/cpu/conv.cpp (implicit or explicit, flipped or
+// col2im data gradient).
+struct NaiveConv {
+  std::vector<double> y, dx, dw;
+};
+NaiveConv naive_conv(const std::vector<float>& x, const std::vector<float>& w,
+                     const std::vector<float>& g, int64_t N, int64_t C, int64_t H, int64_t W,
+                     int64_t K, int64_t R, int64_t S, int64_t sh, int64_t sw, int64_t ph,
+                     int64_t pw, int64_t dh, int64_t dw_, int64_t P, int64_t Q) {
+  NaiveConv o;
+  o.y.assign(N * K * P * Q, 0.0);
+  o.dx.assign(N * C * H * W, 0.0);
+  o.dw.assign(K * C * R * S, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t q = 0; q < Q; ++q)
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t r = 0; r < R; ++r)
+              for (int64_t t = 0; t < S; ++t) {
+                const int64_t ih = p * sh - ph + r * dh, iw = q * sw - pw + t * dw_;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                const int64_t xi = ((n * C + c) * H + ih) * W + iw;
+                const int64_t wi = ((k * C + c) * R + r) * S + t;
+                const int64_t yi = ((n * K + k) * P + p) * Q + q;
+                o.y[yi] += static_cast<double>(x[xi]) * w[wi];
+                o.dx[xi] += static_cast<double>(g[yi]) * w[wi];
+                o.dw[wi] += static_cast<double>(g[yi]) * x[xi];
+              }
+  return o;
+}
+
+void check_against(const Tensor& got, const std::vector<double>& want, const char* what) {
+  std::vector<float> f(want.begin(), want.end());
+  check_close(got, Tensor::from_vector(f, got.shape()), 1e-4f, what);
+}
+
+}  // namespace
+
+TEST_CASE("conv2d equals the definition on shapes that take every lowering") {
+  struct Cfg {
+    int64_t N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw;
+  };
+  const Cfg cfgs[] = {
+      {2, 3, 20, 21, 4, 3, 3, 1, 1, 1, 1, 1, 1},  // implicit, flipped data gradient
+      {3, 2, 17, 19, 3, 3, 3, 2, 2, 1, 1, 1, 1},  // implicit with two stride phases, col2im
+      {1, 2, 23, 22, 2, 5, 4, 3, 2, 2, 1, 1, 1},  // stride 3 and 2, rectangular kernel
+      {2, 2, 18, 24, 3, 3, 2, 1, 1, 2, 1, 2, 3},  // dilation 2 and 3, implicit
+      {5, 4, 6, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1},    // small planes: explicit, chunked images
+      {3, 3, 7, 6, 2, 2, 3, 2, 1, 0, 2, 1, 1},    // explicit, col2im
+      {2, 3, 9, 9, 2, 1, 1, 1, 1, 0, 0, 1, 1},    // 1x1
+      {1, 1, 1, 1, 2, 3, 3, 1, 1, 1, 1, 1, 1},    // a 1x1 image in 3x3 padding
+      {2, 2, 4, 30, 2, 1, 5, 1, 1, 0, 0, 1, 1},   // a wide, flat kernel
+  };
+  for (const Cfg& c : cfgs) {
+    INFO("N " << c.N << " C " << c.C << " H " << c.H << " W " << c.W << " K " << c.K << " R " << c.R
+              << " S " << c.S << " stride " << c.sh << "," << c.sw << " pad " << c.ph << "," << c.pw
+              << " dil " << c.dh << "," << c.dw);
+    const int64_t P = (c.H + 2 * c.ph - c.dh * (c.R - 1) - 1) / c.sh + 1;
+    const int64_t Q = (c.W + 2 * c.pw - c.dw * (c.S - 1) - 1) / c.sw + 1;
+    Tensor x = leaf({c.N, c.C, c.H, c.W}, 21), w = leaf({c.K, c.C, c.R, c.S}, 22);
+    Tensor g = leaf({c.N, c.K, P, Q}, 23).detach();
+    Tensor y = conv2d(x, w, Tensor(), {c.sh, c.sw}, {c.ph, c.pw}, {c.dh, c.dw});
+    REQUIRE(y.shape() == Shape{c.N, c.K, P, Q});
+    y.backward(g);
+    const NaiveConv ref = naive_conv(x.to_vector(), w.to_vector(), g.to_vector(), c.N, c.C, c.H,
+                                     c.W, c.K, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, P, Q);
+    check_against(y, ref.y, "output");
+    check_against(x.grad(), ref.dx, "grad x");
+    check_against(w.grad(), ref.dw, "grad w");
+  }
+}
+
 TEST_CASE("batch_norm equals PyTorch: training, evaluation, two values per channel, a large mean") {
   for (const char* name : {"train", "eval", "train_small", "train_offset"}) {
     const std::string p = std::string("bn.") + name + ".";
