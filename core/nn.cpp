@@ -13,6 +13,7 @@
 #include "reel/kernels/batchnorm.h"
 #include "reel/kernels/conv.h"
 #include "reel/kernels/dropout.h"
+#include "reel/kernels/elementwise.h"
 #include "reel/kernels/pool.h"
 
 namespace reel {
