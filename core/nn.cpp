@@ -15,6 +15,9 @@
 #include "reel/kernels/dropout.h"
 #include "reel/kernels/elementwise.h"
 #include "reel/kernels/pool.h"
+#if defined(REEL_WITH_CUDNN)
+#include "reel/kernels/vendor/cudnn.h"
+#endif
 
 namespace reel {
 
@@ -86,6 +89,9 @@ int64_t conv_workspace_floats(const Device& dev, const Conv2dShape& s) {
   return cpu::conv2d_workspace_floats(s);
 }
 
+// Whether cuDNN runs this call (a CUDA device and REEL_CONV=cudnn).
+bool use_cudnn(const Device& dev) { return !dev.is_cpu() && conv_backend() == ConvBackend::Cudnn; }
+
 }  // namespace
 
 std::string cuda_conv_backend() {
@@ -136,10 +142,15 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
   s.Q = math::conv_out_extent(s.W, s.S, s.stride_w, s.pad_w, s.dil_w);
   const Device dev = x.device();
   Tensor y = Tensor::empty({s.N, s.K, s.P, s.Q}, dev);
-  if (s.N > 0) {
+  const float* b = bias.defined() ? bias.data() : nullptr;
+  if (s.N > 0 && use_cudnn(dev)) {
+#if defined(REEL_WITH_CUDNN)
+    vendor::cudnn_conv2d_forward(x.data(), weight.data(), b, y.data(), s,
+                                 cuda::stream_for(dev.index));
+#endif
+  } else if (s.N > 0) {
     const auto ws = scratch(dev, conv_workspace_floats(dev, s));
-    REEL_KERNEL(dev, conv2d_forward, x.data(), weight.data(),
-                bias.defined() ? bias.data() : nullptr, y.data(), ptr(ws), s);
+    REEL_KERNEL(dev, conv2d_forward, x.data(), weight.data(), b, y.data(), ptr(ws), s);
   }
   if (!any_requires_grad({&x, &weight, &bias})) return y;
   auto node = record("conv2d", y, {x, weight, bias});
@@ -155,18 +166,34 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
       if (self.needs_grad(2)) grads[2] = Tensor::zeros({s.K}, dev);
       return grads;
     }
-    const auto ws = scratch(dev, conv_workspace_floats(dev, s));
+    const bool vendor = use_cudnn(dev);
+    const auto ws = vendor ? nullptr : scratch(dev, conv_workspace_floats(dev, s));
     if (self.needs_grad(0)) {
       Tensor dx = Tensor::empty({s.N, s.C, s.H, s.W}, dev);
-      REEL_KERNEL(dev, conv2d_backward_data, dy.data(), self.saved(1).data(), dx.data(), ptr(ws),
-                  s);
+      if (vendor) {
+#if defined(REEL_WITH_CUDNN)
+        vendor::cudnn_conv2d_backward_data(dy.data(), self.saved(1).data(), dx.data(), s,
+                                           cuda::stream_for(dev.index));
+#endif
+      } else {
+        REEL_KERNEL(dev, conv2d_backward_data, dy.data(), self.saved(1).data(), dx.data(), ptr(ws),
+                    s);
+      }
       grads[0] = dx;
     }
     if (self.needs_grad(1) || self.needs_grad(2)) {
       Tensor dw = Tensor::empty({s.K, s.C, s.R, s.S}, dev);
       Tensor db = self.needs_grad(2) ? Tensor::empty({s.K}, dev) : Tensor();
-      REEL_KERNEL(dev, conv2d_backward_weight, dy.data(), self.saved(0).data(), dw.data(),
-                  db.defined() ? db.data() : nullptr, ptr(ws), s);
+      float* dbp = db.defined() ? db.data() : nullptr;
+      if (vendor) {
+#if defined(REEL_WITH_CUDNN)
+        vendor::cudnn_conv2d_backward_weight(dy.data(), self.saved(0).data(), dw.data(), dbp, s,
+                                             cuda::stream_for(dev.index));
+#endif
+      } else {
+        REEL_KERNEL(dev, conv2d_backward_weight, dy.data(), self.saved(0).data(), dw.data(), dbp,
+                    ptr(ws), s);
+      }
       if (self.needs_grad(1)) grads[1] = dw;
       grads[2] = db;
     }
@@ -176,6 +203,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
 }
 
 // ---- batch_norm ----
+
+// REEL_KERNEL for batch normalisation: cuDNN's version of fn when REEL_CONV=cudnn on a CUDA
+// device (same arguments, kernels/vendor/cudnn.h), else reel's.
+#if defined(REEL_WITH_CUDNN)
+#define REEL_BN_KERNEL(dev, fn, ...)                                                       \
+  (use_cudnn(dev) ? ::reel::vendor::cudnn_##fn(__VA_ARGS__, cuda::stream_for((dev).index)) \
+                  : REEL_KERNEL(dev, fn, __VA_ARGS__))
+#else
+#define REEL_BN_KERNEL(dev, fn, ...) REEL_KERNEL(dev, fn, __VA_ARGS__)
+#endif
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, float momentum,
@@ -205,16 +242,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   const float* b = bias.defined() ? bias.data() : nullptr;
   if (C > 0) {
     if (training) {
-      REEL_KERNEL(dev, batchnorm_forward_train, x.data(), w, b, y.data(), mean.data(),
-                  invstd.data(), running_mean.defined() ? running_mean.data() : nullptr,
-                  running_var.defined() ? running_var.data() : nullptr, momentum, eps, N, C, HW);
+      REEL_BN_KERNEL(dev, batchnorm_forward_train, x.data(), w, b, y.data(), mean.data(),
+                     invstd.data(), running_mean.defined() ? running_mean.data() : nullptr,
+                     running_var.defined() ? running_var.data() : nullptr, momentum, eps, N, C, HW);
       if (running_mean.defined()) {
         bump_version(running_mean);
         bump_version(running_var);
       }
     } else {
-      REEL_KERNEL(dev, batchnorm_forward_eval, x.data(), w, b, running_mean.data(),
-                  running_var.data(), y.data(), mean.data(), invstd.data(), eps, N, C, HW);
+      REEL_BN_KERNEL(dev, batchnorm_forward_eval, x.data(), w, b, running_mean.data(),
+                     running_var.data(), y.data(), mean.data(), invstd.data(), eps, N, C, HW);
     }
   }
   if (!any_requires_grad({&x, &weight, &bias})) return y;
@@ -231,10 +268,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     Tensor dw = self.needs_grad(1) ? Tensor::empty({C}, dev) : Tensor();
     Tensor db = self.needs_grad(2) ? Tensor::empty({C}, dev) : Tensor();
     if (C > 0)
-      REEL_KERNEL(dev, batchnorm_backward, g[0].data(), xs.data(),
-                  ws.defined() ? ws.data() : nullptr, self.saved(2).data(), self.saved(3).data(),
-                  dx.defined() ? dx.data() : nullptr, dw.defined() ? dw.data() : nullptr,
-                  db.defined() ? db.data() : nullptr, training, N, C, HW);
+      REEL_BN_KERNEL(dev, batchnorm_backward, g[0].data(), xs.data(),
+                     ws.defined() ? ws.data() : nullptr, self.saved(2).data(), self.saved(3).data(),
+                     dx.defined() ? dx.data() : nullptr, dw.defined() ? dw.data() : nullptr,
+                     db.defined() ? db.data() : nullptr, training, N, C, HW);
     grads[0] = dx;
     grads[1] = dw;
     grads[2] = db;
