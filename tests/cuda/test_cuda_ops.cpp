@@ -10,9 +10,11 @@
 
 #include "../test_util.h"
 #include "reel/core/dispatch.h"
+#include "reel/core/nn.h"
 #include "reel/kernels/elementwise.h"
 #include "reel/kernels/gemm.h"
 #include "reel/layers/lstm.h"
+#include "reel/layers/resnet.h"
 
 using namespace reel;
 
@@ -468,4 +470,59 @@ TEST_CASE("pinned host memory and asynchronous copies to the device") {
   const AllocatorStats after = pinned_allocator_stats();
   CHECK(after.cache_hits > before.cache_hits);
   CHECK_THROWS_AS(Tensor::ones({2}, kGpu).pin_memory(), reel::Error);
+}
+
+TEST_CASE("CNN ops through core: conv2d, batch_norm, pooling, dropout, and a narrow ResNet") {
+  if (!have_device()) return;
+  compare(
+      [](const std::vector<Tensor>& v) {
+        return conv2d(v[0], v[1], v[2], {2, 1}, {1, 0}, {1, 2});
+      },
+      {random({2, 3, 9, 8}, 60), random({4, 3, 3, 2}, 61), random({4}, 62)});
+  compare([](const std::vector<Tensor>& v) { return conv2d(v[0], v[1], Tensor(), 1, 1); },
+          {random({1, 2, 6, 5}, 63), random({3, 2, 3, 3}, 64)});
+  compare(
+      [](const std::vector<Tensor>& v) {
+        return batch_norm(v[0], Tensor(), Tensor(), v[1], v[2], true);
+      },
+      {random({3, 4, 2, 3}, 65), random({4}, 66), random({4}, 67)});
+  compare(
+      [](const std::vector<Tensor>& v) {
+        Tensor rm = Tensor::full({4}, 0.2f, v[0].device()),
+               rv = Tensor::full({4}, 1.5f, v[0].device());
+        return batch_norm(v[0], rm, rv, v[1], v[2], false);
+      },
+      {random({2, 4, 3, 1}, 68), random({4}, 69), random({4}, 70)});
+  compare([](const std::vector<Tensor>& v) { return max_pool2d(v[0], 3, 2, 1); },
+          {random({2, 3, 7, 6}, 71)});
+  compare(
+      [](const std::vector<Tensor>& v) {
+        return adaptive_avg_pool2d(v[0], {3, 2});
+      },
+      {random({2, 2, 7, 5}, 72)});
+  compare(
+      [](const std::vector<Tensor>& v) {
+        Generator g(9);  // the same seed on both devices: the same mask
+        return dropout(v[0], 0.4f, true, g);
+      },
+      {random({5, 77}, 73)});
+  // A ResNet-18 of width 2 on one 32x32 frame in training mode: every layer on the device, and
+  // the running statistics it updates equal the CPU's.
+  manual_seed(5);
+  ResNetOptions o;
+  o.width = 2, o.num_classes = 3;
+  ResNet cpu_net(o), gpu_net(o);
+  gpu_net.load_state_dict(cpu_net.state_dict());
+  gpu_net.to(kGpu);
+  Tensor x = random({2, 3, 32, 32}, 74);
+  Tensor yc = cpu_net.forward(x), yg = gpu_net.forward(x.to(kGpu));
+  check_close(yg.to(Device::cpu()), yc, 1e-3f);
+  yc.sum().backward();
+  yg.sum().backward();
+  const auto pc = cpu_net.named_parameters(), pg = gpu_net.named_parameters();
+  for (size_t i = 0; i < pc.size(); ++i)
+    check_close(pg[i].second.grad().to(Device::cpu()), pc[i].second.grad(), 2e-3f, pc[i].first);
+  const auto bc = cpu_net.named_buffers(), bg = gpu_net.named_buffers();
+  for (size_t i = 0; i < bc.size(); ++i)
+    check_close(bg[i].second.to(Device::cpu()), bc[i].second, 1e-4f, bc[i].first);
 }
