@@ -13,6 +13,8 @@ using Command = std::function<int()>;
 Command add_demo(CLI::App& app);
 // `reel prepare`: decodes a dataset once into a pre-decoded store (data/store.h).
 Command add_prepare(CLI::App& app);
+// `reel forward`: one forward (and backward) of a ResNet or an LSTM from safetensors files.
+Command add_forward(CLI::App& app);
 // `reel digits`: writes the moving-digits set as videos in UCF101's layout (data/digits.h).
 Command add_digits(CLI::App& app);
 

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::map<std::string, reel::apps::Command> commands;
   commands["demo"] = reel::apps::add_demo(app);
+  commands["forward"] = reel::apps::add_forward(app);
 #ifdef REEL_HAVE_DATA
   commands["prepare"] = reel::apps::add_prepare(app);
   commands["digits"] = reel::apps::add_digits(app);

@@ -1,0 +1,127 @@
+// `reel forward` end to end: the binary reads torchvision's ResNet-18 (width 8) weights and an
+// input written from tests/reference/cnn.safetensors, runs it in training mode with gradients,
+// and its output file must hold PyTorch's output, gradients and updated BatchNorm buffers. Bad
+// model files, weights and inputs must fail with exit code 1, one line naming the file, and no
+// output file.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "../test_util.h"
+
+using namespace reel;
+using reel::test::check_close;
+
+namespace {
+
+const std::string kTmp = REEL_TEST_TMP_DIR "/forward_";
+
+const TensorMap& fixtures() {
+  static const TensorMap m = load_safetensors(REEL_SOURCE_DIR "/tests/reference/cnn.safetensors");
+  return m;
+}
+
+// The fixture tensors under `prefix`, renamed without it.
+TensorMap strip(const std::string& prefix) {
+  TensorMap out;
+  for (const auto& [k, v] : fixtures())
+    if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
+  return out;
+}
+
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+bool exists(const std::string& path) { return std::ifstream(path).good(); }
+
+// Runs reel with args; returns its exit code and puts stderr in *err.
+int run_reel(const std::string& args, std::string* err) {
+  const std::string err_file = kTmp + "stderr.txt";
+  const std::string cmd = std::string(REEL_CLI) + " " + args + " > /dev/null 2> " + err_file;
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(err_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *err = ss.str();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("reel forward: ResNet-18 in training mode with gradients equals torchvision") {
+  save_safetensors(kTmp + "w.safetensors", strip("resnet18.p."));
+  save_safetensors(kTmp + "x.safetensors",
+                   {{"input", fixtures().at("resnet18.train.input")},
+                    {"grad_output", fixtures().at("resnet18.train.grad_output")}});
+  write_text(kTmp + "model.json", R"({"arch": "resnet18", "num_classes": 10, "width": 8})");
+  std::remove((kTmp + "y.safetensors").c_str());
+  std::string err;
+  const int rc = run_reel("forward --model " + kTmp + "model.json --weights " + kTmp +
+                              "w.safetensors --input " + kTmp + "x.safetensors --output " + kTmp +
+                              "y.safetensors --train --grad",
+                          &err);
+  INFO(err);
+  REQUIRE(rc == 0);
+  const TensorMap y = load_safetensors(kTmp + "y.safetensors");
+  check_close(y.at("output"), fixtures().at("resnet18.train.output"), 1e-4f, "output");
+  check_close(y.at("grad.input"), fixtures().at("resnet18.train.grad.input"), 1e-3f, "grad input");
+  int params = 0, buffers = 0;
+  for (const auto& [k, v] : strip("resnet18.train.grad.")) {
+    check_close(y.at("grad." + k), v, 1e-3f, k);
+    params += k != "input";
+  }
+  for (const auto& [k, v] : strip("resnet18.train.buffers.")) {
+    check_close(y.at(k), v, 1e-4f, k);
+    ++buffers;
+  }
+  CHECK(params == 62);
+  CHECK(buffers == 60);
+}
+
+TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
+  save_safetensors(kTmp + "w.safetensors", strip("resnet18.p."));
+  save_safetensors(kTmp + "x.safetensors", {{"input", fixtures().at("resnet18.eval.input")}});
+  save_safetensors(kTmp + "small.safetensors", {{"input", Tensor::zeros({1, 3, 16, 16})}});
+  save_safetensors(kTmp + "nokey.safetensors", {{"frames", Tensor::zeros({1, 3, 32, 32})}});
+  write_text(kTmp + "r18.json", R"({"arch": "resnet18", "num_classes": 10, "width": 8})");
+  write_text(kTmp + "r18w16.json", R"({"arch": "resnet18", "num_classes": 10, "width": 16})");
+  write_text(kTmp + "typo.json", R"({"arch": "resnet18", "num_clases": 10})");
+  write_text(kTmp + "vgg.json", R"({"arch": "vgg16"})");
+  write_text(kTmp + "broken.json", R"({"arch": "resnet18",)");
+  struct Case {
+    std::string model, input, flags;
+    std::vector<std::string> says;
+  };
+  const Case cases[] = {
+      {"r18w16.json",
+       "x.safetensors",
+       "",
+       {"--weights", "w.safetensors",
+        "conv1.weight (checkpoint [8, 3, 7, 7], module [16, 3, 7, 7])"}},
+      {"typo.json", "x.safetensors", "", {"--model", "typo.json", "unknown key \"num_clases\""}},
+      {"vgg.json", "x.safetensors", "", {"unknown arch \"vgg16\""}},
+      {"broken.json", "x.safetensors", "", {"--model", "broken.json", "not valid JSON"}},
+      {"r18.json", "nokey.safetensors", "", {"--input", "nokey.safetensors", "\"input\""}},
+      {"r18.json", "x.safetensors", "--grad", {"--input", "x.safetensors", "\"grad_output\""}},
+      {"r18.json", "small.safetensors", "", {"resnet18", "[1, 3, 16, 16]", "too small"}},
+      {"r18.json", "missing.safetensors", "", {"missing.safetensors"}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.model << " " << c.input << " " << c.flags);
+    std::remove((kTmp + "bad_out.safetensors").c_str());
+    std::string err;
+    const int rc = run_reel("forward --model " + kTmp + c.model + " --weights " + kTmp +
+                                "w.safetensors --input " + kTmp + c.input + " --output " + kTmp +
+                                "bad_out.safetensors " + c.flags,
+                            &err);
+    INFO(err);
+    CHECK(rc == 1);
+    CHECK(err.rfind("reel: error: ", 0) == 0);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);  // one line
+    for (const auto& s : c.says) CHECK(err.find(s) != std::string::npos);
+    CHECK_FALSE(exists(kTmp + "bad_out.safetensors"));
+  }
+  std::string err;
+  CHECK(run_reel("forward --model " + kTmp + "r18.json", &err) == 2);  // a bad command line
+}
