@@ -112,6 +112,38 @@ void phase_rows(const float* xph, const Conv2dShape& s, const Implicit& g,
       }
 }
 
+// Threads that take whole images each (each with its own scratch) when the batch has at least
+// as many images as threads and an image is a large enough product; 1 means the images run one
+// after another, each split over the threads inside the GEMM. Whole images per thread need no
+// barrier between the steps of an image.
+constexpr double kImageParallelMinFmas = 2.0e7;
+int image_threads(const Conv2dShape& s) {
+  const int t = num_threads();
+  const double fmas = static_cast<double>(s.K) * s.C * s.R * s.S * s.P * s.Q;
+  if (t <= 1 || s.N < t || fmas < kImageParallelMinFmas) return 1;
+  return t;
+}
+
+// Runs fn(n, scratch, t) for every image n, on up to image_threads(s) threads: thread t takes
+// images t, t + team, t + 2 team, ... with `per` floats of ws at ws + t * per. Returns the team
+// size (the runtime may give fewer threads than asked).
+template <class Fn>
+int for_each_image(const Conv2dShape& s, float* ws, int64_t per, Fn&& fn) {
+  const int threads = image_threads(s);
+  if (threads == 1) {
+    for (int64_t n = 0; n < s.N; ++n) fn(n, ws, 0);
+    return 1;
+  }
+  int team = 1;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (t == 0) team = nt;
+    for (int64_t n = t; n < s.N; n += nt) fn(n, ws + t * per, t);
+  }
+  return team;
+}
+
 // The scratch of each path, in floats.
 int64_t implicit_forward_floats(const Conv2dShape& s, const Implicit& g) {
   return g.planes * g.Hq * g.Wq + s.K * s.P * g.Wq;
@@ -134,17 +166,18 @@ Conv2dShape flipped_shape(const Conv2dShape& s) {
 }
 int64_t forward_floats(const Conv2dShape& s) {
   const Implicit g = implicit_of(s);
-  return g.use ? implicit_forward_floats(s, g) : explicit_forward_floats(s);
+  return g.use ? image_threads(s) * implicit_forward_floats(s, g) : explicit_forward_floats(s);
 }
 
-// y = conv(x, w) + bias through the implicit GEMM; ws: implicit_forward_floats(s).
+// y = conv(x, w) + bias through the implicit GEMM; ws: image_threads(s) times
+// implicit_forward_floats(s).
 void forward_implicit(const float* x, const float* w, const float* bias, float* y, float* ws,
                       const Conv2dShape& s, const Implicit& g) {
   const int64_t CRS = s.C * s.R * s.S, cols = s.P * g.Wq, PQ = s.P * s.Q;
-  float* xph = ws;                           // [C sh sw, Hq, Wq]
-  float* yw = xph + g.planes * g.Hq * g.Wq;  // [K, P, Wq]
-  thread_local std::vector<const float*> rows;
-  for (int64_t n = 0; n < s.N; ++n) {
+  for_each_image(s, ws, implicit_forward_floats(s, g), [&](int64_t n, float* mine, int) {
+    float* xph = mine;                         // [C sh sw, Hq, Wq]
+    float* yw = xph + g.planes * g.Hq * g.Wq;  // [K, P, Wq]
+    thread_local std::vector<const float*> rows;
     fill_phases(x + n * s.C * s.H * s.W, xph, s, g);
     phase_rows(xph, s, g, rows);
     gemm_rows_b(false, false, s.K, cols, CRS, 1.0f, w, CRS, rows.data(), 0.0f, yw, cols);
@@ -159,7 +192,7 @@ void forward_implicit(const float* x, const float* w, const float* bias, float* 
         }
       }
     });
-  }
+  });
 }
 
 // im2col of images [n0, n0 + nb) side by side: col: [CRS, nb PQ].
@@ -253,11 +286,12 @@ int64_t conv2d_workspace_floats(const Conv2dShape& s) {
   if (flip_for_data_grad(s)) {
     need = std::max(need, s.K * s.C * s.R * s.S + forward_floats(flipped_shape(s)));
   } else {
-    need = std::max(need, s.C * s.R * s.S * s.P * s.Q);
+    need = std::max(need, image_threads(s) * s.C * s.R * s.S * s.P * s.Q);
   }
   // weight gradient
   if (g.use) {
-    need = std::max(need, g.planes * g.Hq * g.Wq + s.K * s.P * g.Wq);
+    need = std::max(need, image_threads(s) *
+                              (g.planes * g.Hq * g.Wq + s.K * s.P * g.Wq + s.K * s.C * s.R * s.S));
   } else {
     const int64_t cols = chunk_images(s) * s.P * s.Q;
     need = std::max(need, s.C * s.R * s.S * cols + s.K * cols);
@@ -316,12 +350,12 @@ void conv2d_backward_data(const float* dy, const float* w, float* dx, float* wor
     forward_any(dy, wf, nullptr, dx, workspace + s.K * CRS, flipped_shape(s));
     return;
   }
-  for (int64_t n = 0; n < s.N; ++n) {
-    const float* dyn = dy + n * s.K * PQ;   // [K, P, Q]
-    float* dxn = dx + n * s.C * s.H * s.W;  // [C, H, W]
-    gemm(true, false, CRS, PQ, s.K, 1.0f, w, CRS, dyn, PQ, 0.0f, workspace, PQ);
-    col2im(workspace, dxn, s);
-  }
+  for_each_image(s, workspace, CRS * PQ, [&](int64_t n, float* dcol, int) {
+    const float* dyn = dy + n * s.K * PQ;                                    // [K, P, Q]
+    float* dxn = dx + n * s.C * s.H * s.W;                                   // [C, H, W]
+    gemm(true, false, CRS, PQ, s.K, 1.0f, w, CRS, dyn, PQ, 0.0f, dcol, PQ);  // [CRS, PQ]
+    col2im(dcol, dxn, s);
+  });
 }
 
 void conv2d_backward_weight(const float* dy, const float* x, float* dw, float* db, float* workspace,
@@ -331,12 +365,16 @@ void conv2d_backward_weight(const float* dy, const float* x, float* dw, float* d
   if (s.N == 0) std::memset(dw, 0, sizeof(float) * s.K * CRS);
   if (s.N > 0 && g.use) {
     // dW [K, CRS] = sum_n dy_w[n] [K, P Wq] B^T, B the implicit rows of image n; dy_w holds dy
-    // with zeros in the padding columns, so that they add nothing.
-    const int64_t cols = s.P * g.Wq;
-    float* xph = workspace;                     // [C sh sw, Hq, Wq]
-    float* dyw = xph + g.planes * g.Hq * g.Wq;  // [K, P, Wq]
-    thread_local std::vector<const float*> rows;
-    for (int64_t n = 0; n < s.N; ++n) {
+    // with zeros in the padding columns, so that they add nothing. With several threads each
+    // sums its images into its own partial dW, added in thread order at the end.
+    const int64_t cols = s.P * g.Wq, planes = g.planes * g.Hq * g.Wq;
+    const int64_t per = planes + s.K * cols + s.K * CRS;
+    const int threads = image_threads(s);
+    const int team = for_each_image(s, workspace, per, [&](int64_t n, float* mine, int t) {
+      float* xph = mine;               // [C sh sw, Hq, Wq]
+      float* dyw = xph + planes;       // [K, P, Wq]
+      float* part = dyw + s.K * cols;  // [K, CRS], this thread's sum
+      thread_local std::vector<const float*> rows;
       fill_phases(x + n * s.C * s.H * s.W, xph, s, g);
       phase_rows(xph, s, g, rows);
       const float* dyn = dy + n * s.K * PQ;
@@ -348,8 +386,17 @@ void conv2d_backward_weight(const float* dy, const float* x, float* dw, float* d
             for (int64_t q = s.Q; q < g.Wq; ++q) o[q] = 0.0f;
           }
       });
-      gemm_rows_b(false, true, s.K, CRS, cols, 1.0f, dyw, cols, rows.data(), n == 0 ? 0.0f : 1.0f,
-                  dw, CRS);
+      const bool first = n == t;  // the thread's first image (images n = t, t + nt, ...)
+      gemm_rows_b(false, true, s.K, CRS, cols, 1.0f, dyw, cols, rows.data(), first ? 0.0f : 1.0f,
+                  threads == 1 ? dw : part, CRS);
+    });
+    if (threads > 1) {
+      const int used = static_cast<int>(std::min<int64_t>(team, s.N));
+      for (int64_t i = 0; i < s.K * CRS; ++i) {
+        float acc = 0.0f;
+        for (int t = 0; t < used; ++t) acc += workspace[t * per + planes + s.K * cols + i];
+        dw[i] = acc;
+      }
     }
   } else if (s.N > 0) {
     // Chunks of images side by side: col [CRS, nb PQ] and dy of the chunk as [K, nb PQ].

@@ -24,6 +24,7 @@ int default_threads() {
 }  // namespace
 
 int num_threads() {
+  if (omp_in_parallel()) return 1;  // called from a thread of an enclosing team
   // Referencing the library keeps it linked under --as-needed (see omp_env.cpp).
   static const bool env_linked = reel_omp_env_linked() != 0;
   (void)env_linked;

@@ -11,7 +11,9 @@
 namespace reel::cpu {
 
 // Threads the CPU kernels use: set_num_threads() if called, else REEL_NUM_THREADS when set to a
-// positive integer, else omp_get_max_threads().
+// positive integer, else omp_get_max_threads(). 1 inside an OpenMP parallel region: a kernel
+// that one thread of another kernel's team calls (a convolution's per-image GEMM) runs on that
+// thread alone.
 int num_threads();
 
 // n >= 1; n <= 0 restores the default above.

@@ -120,6 +120,10 @@ TEST_CASE("conv2d equals the definition on shapes that take every lowering") {
       {2, 3, 9, 9, 2, 1, 1, 1, 1, 0, 0, 1, 1},    // 1x1
       {1, 1, 1, 1, 2, 3, 3, 1, 1, 1, 1, 1, 1},    // a 1x1 image in 3x3 padding
       {2, 2, 4, 30, 2, 1, 5, 1, 1, 0, 0, 1, 1},   // a wide, flat kernel
+      // Large enough that two threads take an image each (kernels/cpu/conv.cpp's
+      // kImageParallelMinFmas), with per-thread weight-gradient sums:
+      {3, 32, 48, 48, 32, 3, 3, 1, 1, 1, 1, 1, 1},
+      {2, 32, 97, 97, 32, 3, 3, 2, 2, 1, 1, 1, 1},  // and the col2im data gradient
   };
   for (const Cfg& c : cfgs) {
     INFO("N " << c.N << " C " << c.C << " H " << c.H << " W " << c.W << " K " << c.K << " R " << c.R
