@@ -289,7 +289,7 @@ void pack_b_block(bool trans, const float* b, int64_t ldb, const float* const* r
       }
       for (int64_t j0 = 0; j0 < full; j0 += NR) {
         float* d = dst + j0 * kc;
-        for (int j = 0; j < NR; ++j) d[j] = src[j0 + j];
+        std::memcpy(d, src + j0, sizeof(float) * NR);  // vector moves (a loop stays scalar)
       }
       if (full < cols) {
         float* d = dst + full * kc;
