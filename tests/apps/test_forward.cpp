@@ -1,6 +1,7 @@
 // `reel forward` end to end: the binary reads torchvision's ResNet-18 (width 8) weights and an
 // input written from tests/reference/cnn.safetensors, runs it in training mode with gradients,
-// and its output file must hold PyTorch's output, gradients and updated BatchNorm buffers. Bad
+// and its output file must hold PyTorch's output, gradients and updated BatchNorm buffers; the
+// same for nn.LSTM from tests/reference/lstm.safetensors, with initial states. Bad
 // model files, weights and inputs must fail with exit code 1, one line naming the file, and no
 // output file.
 #include <cstdio>
@@ -23,10 +24,15 @@ const TensorMap& fixtures() {
   return m;
 }
 
+const TensorMap& lstm_fixtures() {
+  static const TensorMap m = load_safetensors(REEL_SOURCE_DIR "/tests/reference/lstm.safetensors");
+  return m;
+}
+
 // The fixture tensors under `prefix`, renamed without it.
-TensorMap strip(const std::string& prefix) {
+TensorMap strip(const std::string& prefix, const TensorMap& from = fixtures()) {
   TensorMap out;
-  for (const auto& [k, v] : fixtures())
+  for (const auto& [k, v] : from)
     if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
   return out;
 }
@@ -77,6 +83,66 @@ TEST_CASE("reel forward: ResNet-18 in training mode with gradients equals torchv
   }
   CHECK(params == 62);
   CHECK(buffers == 60);
+}
+
+TEST_CASE("reel forward: nn.LSTM with initial states and gradients equals PyTorch") {
+  // The fixtures are batch first ([B, T, D]); a time-major case ("batch_first" false, PyTorch's
+  // default) swaps the first two dimensions of the sequences in and out. Tolerances as in
+  // tests/layers/test_lstm.cpp.
+  struct Case {
+    std::string name, json;
+    bool batch_first;
+  };
+  const Case cases[] = {
+      {"two_layers_state_T33",
+       R"({"arch": "lstm", "input_size": 6, "hidden_size": 5, "num_layers": 2, "bias": true,
+           "batch_first": true, "bidirectional": false})",
+       true},
+      {"two_layers_state_T33",
+       R"({"arch": "lstm", "input_size": 6, "hidden_size": 5, "num_layers": 2})", false},
+      {"bidirectional_T1",
+       R"({"arch": "lstm", "input_size": 3, "hidden_size": 4, "num_layers": 1,
+           "batch_first": true, "bidirectional": true})",
+       true},
+  };
+  const TensorMap& f = lstm_fixtures();
+  for (const Case& c : cases) {
+    const std::string& n = c.name;
+    INFO(n << (c.batch_first ? " (batch first)" : " (time major)"));
+    auto seq = [&](const Tensor& t) { return c.batch_first ? t : t.transpose(0, 1); };
+    save_safetensors(kTmp + "lstm_w.safetensors", strip(n + ".p.", f));
+    TensorMap x = {{"input", seq(f.at(n + ".input"))},
+                   {"grad_output", seq(f.at(n + ".g_output"))},
+                   {"grad_h_n", f.at(n + ".g_h_n")},
+                   {"grad_c_n", f.at(n + ".g_c_n")}};
+    if (f.count(n + ".h0")) {
+      x["h0"] = f.at(n + ".h0");
+      x["c0"] = f.at(n + ".c0");
+    }
+    save_safetensors(kTmp + "lstm_x.safetensors", x);
+    write_text(kTmp + "lstm.json", c.json);
+    std::remove((kTmp + "lstm_y.safetensors").c_str());
+    std::string err;
+    const int rc = run_reel("forward --model " + kTmp + "lstm.json --weights " + kTmp +
+                                "lstm_w.safetensors --input " + kTmp +
+                                "lstm_x.safetensors --output " + kTmp + "lstm_y.safetensors --grad",
+                            &err);
+    INFO(err);
+    REQUIRE(rc == 0);
+    const TensorMap y = load_safetensors(kTmp + "lstm_y.safetensors");
+    check_close(y.at("output"), seq(f.at(n + ".output")), 1e-5f, "output");
+    check_close(y.at("h_n"), f.at(n + ".h_n"), 1e-5f, "h_n");
+    check_close(y.at("c_n"), f.at(n + ".c_n"), 1e-5f, "c_n");
+    check_close(y.at("grad.input"), seq(f.at(n + ".grad.input")), 1e-4f, "grad input");
+    int params = 0;
+    for (const auto& [k, v] : strip(n + ".p.", f)) {
+      INFO("grad." << k);
+      REQUIRE(y.count("grad." + k));
+      check_close(y.at("grad." + k), f.at(n + ".grad." + k), 1e-4f, "grad " + k);
+      ++params;
+    }
+    CHECK(params == 8);  // weight_ih, weight_hh, bias_ih, bias_hh for two layers or directions
+  }
 }
 
 TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
