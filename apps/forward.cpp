@@ -114,10 +114,24 @@ int run_forward(const ForwardArgs& a) {
   model->train(a.train);
 
   const TensorMap in = load_safetensors(a.input, dev);
+  // Every tensor of the input file must mean something for this model: a misspelt
+  // "grad_hn" would otherwise drop its term from the gradients without a word.
+  const std::set<std::string> known =
+      resnet ? std::set<std::string>{"input", "grad_output"}
+             : std::set<std::string>{"input",       "h0",       "c0",      "lengths",
+                                     "grad_output", "grad_h_n", "grad_c_n"};
+  for (const auto& [k, t] : in) {
+    if (known.count(k)) continue;
+    std::string list;
+    for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+    throw Error("--input " + a.input + ": unknown tensor \"" + k + "\" for " + arch +
+                " (expected " + list + ")");
+  }
   Tensor x = find(in, a.input, "input");
   if (a.grad) x.requires_grad_();
   TensorMap out;
   std::vector<std::pair<Tensor, std::string>> heads;  // (output, the key of its gradient)
+  Tensor h0, c0;                                      // the LSTM's initial state, if given
   {
     std::unique_ptr<NoGradGuard> no_grad(a.grad ? nullptr : new NoGradGuard());
     if (resnet) {
@@ -125,9 +139,27 @@ int run_forward(const ForwardArgs& a) {
       out["output"] = y;
       heads.push_back({y, "grad_output"});
     } else {
-      Tensor h0 = in.count("h0") ? in.at("h0") : Tensor(),
-             c0 = in.count("c0") ? in.at("c0") : Tensor();
-      const LstmOutput y = lstm->forward(x, {}, h0, c0);
+      REEL_CHECK(in.count("h0") == in.count("c0"),
+                 "--input " << a.input << ": give \"h0\" and \"c0\" together, or neither");
+      if (in.count("h0")) {
+        h0 = in.at("h0");
+        c0 = in.at("c0");
+        if (a.grad) {
+          h0.requires_grad_();
+          c0.requires_grad_();
+        }
+      }
+      // lengths: [B] valid steps per sequence (as pack_padded_sequence's), stored as numbers.
+      std::vector<int64_t> lengths;
+      if (in.count("lengths")) {
+        for (float v : in.at("lengths").to_vector()) {
+          REEL_CHECK(
+              v == static_cast<float>(static_cast<int64_t>(v)),
+              "--input " << a.input << ": \"lengths\" holds " << v << ", not a whole number");
+          lengths.push_back(static_cast<int64_t>(v));
+        }
+      }
+      const LstmOutput y = lstm->forward(x, lengths, h0, c0);
       out["output"] = y.output;
       out["h_n"] = y.h_n;
       out["c_n"] = y.c_n;
@@ -152,6 +184,10 @@ int run_forward(const ForwardArgs& a) {
     }
     loss.backward();
     out["grad.input"] = x.grad();
+    if (h0.defined()) {
+      out["grad.h0"] = h0.grad();
+      out["grad.c0"] = c0.grad();
+    }
     for (const auto& [name, p] : model->named_parameters())
       if (p.grad().defined()) out["grad." + name] = p.grad();
   }

@@ -125,6 +125,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
              "conv2d: stride (" << stride.h << ", " << stride.w << ") and dilation (" << dilation.h
                                 << ", " << dilation.w << ") must be >= 1 and padding (" << padding.h
                                 << ", " << padding.w << ") >= 0");
+  // Bounds before any arithmetic on them: no extent of a real tensor comes near 2^31.
+  constexpr int64_t kMaxArg = int64_t{1} << 31;
+  REEL_CHECK(stride.h < kMaxArg && stride.w < kMaxArg && padding.h < kMaxArg &&
+                 padding.w < kMaxArg && dilation.h < kMaxArg && dilation.w < kMaxArg,
+             "conv2d: stride, padding or dilation is beyond 2^31");
   check_same_device("conv2d", x, {&weight, &bias});
   s.stride_h = stride.h, s.stride_w = stride.w, s.pad_h = padding.h, s.pad_w = padding.w;
   s.dil_h = dilation.h, s.dil_w = dilation.w;
@@ -231,7 +236,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
              "batch_norm: evaluation mode needs running_mean and running_var");
   REEL_CHECK(eps > 0.0f && momentum >= 0.0f && momentum <= 1.0f,
              "batch_norm: eps " << eps << " must be > 0 and momentum " << momentum << " in [0, 1]");
-  REEL_CHECK(!training || N * HW > 1,
+  REEL_CHECK(!training || N * HW > 1 || x.numel() == 0,
              "batch_norm: training needs more than one value per channel, got an input of shape "
                  << shape_str(x.shape()));
   check_same_device("batch_norm", x, {&running_mean, &running_var, &weight, &bias});
@@ -240,7 +245,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   Tensor mean = Tensor::empty({C}, dev), invstd = Tensor::empty({C}, dev);
   const float* w = weight.defined() ? weight.data() : nullptr;
   const float* b = bias.defined() ? bias.data() : nullptr;
-  if (C > 0) {
+  if (x.numel() > 0) {  // an empty batch changes no statistic (as PyTorch)
     if (training) {
       REEL_BN_KERNEL(dev, batchnorm_forward_train, x.data(), w, b, y.data(), mean.data(),
                      invstd.data(), running_mean.defined() ? running_mean.data() : nullptr,
@@ -267,11 +272,15 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     Tensor dx = self.needs_grad(0) ? Tensor::empty(xs.shape(), dev) : Tensor();
     Tensor dw = self.needs_grad(1) ? Tensor::empty({C}, dev) : Tensor();
     Tensor db = self.needs_grad(2) ? Tensor::empty({C}, dev) : Tensor();
-    if (C > 0)
+    if (xs.numel() == 0) {
+      if (dw.defined()) REEL_KERNEL(dev, fill, dw.data(), 0.0f, C);
+      if (db.defined()) REEL_KERNEL(dev, fill, db.data(), 0.0f, C);
+    } else {
       REEL_BN_KERNEL(dev, batchnorm_backward, g[0].data(), xs.data(),
                      ws.defined() ? ws.data() : nullptr, self.saved(2).data(), self.saved(3).data(),
                      dx.defined() ? dx.data() : nullptr, dw.defined() ? dw.data() : nullptr,
                      db.defined() ? db.data() : nullptr, training, N, C, HW);
+    }
     grads[0] = dx;
     grads[1] = dw;
     grads[2] = db;
@@ -319,6 +328,9 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
              "max_pool2d: the kernel "
                  << kernel.h << "x" << kernel.w << " is larger than the padded input (input "
                  << shape_str(x.shape()) << ", padding " << padding.h << ", " << padding.w << ")");
+  REEL_CHECK(s.H * s.W <= INT32_MAX, "max_pool2d: the input "
+                                         << shape_str(x.shape())
+                                         << " has planes of more than 2^31 elements");
   s.kh = kernel.h, s.kw = kernel.w, s.sh = stride.h, s.sw = stride.w;
   s.ph = padding.h, s.pw = padding.w;
   s.P = (s.H + 2 * s.ph - s.kh) / s.sh + 1;

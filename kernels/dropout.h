@@ -1,5 +1,5 @@
 #pragma once
-// Inverted dropout (training only): y = x / (1 - p) where dropout_keep(seed, i, p), else 0. The
+// Inverted dropout (training only): y = x / (1 - p) where dropout_keep(seed, i, p), else x * 0. The
 // backward is the same call on the upstream gradient with the same seed. Math:
 // kernels/dropout_math.h.
 #include <cstdint>

@@ -25,4 +25,10 @@ REEL_HD bool dropout_keep(uint64_t seed, int64_t i, float p) {
   return dropout_uniform(seed, i) >= p;
 }
 
+// Element i of the output: x * scale where kept, x * 0 where dropped (so that NaN and inf stay
+// NaN, as PyTorch's multiplication by the mask); scale = 1 / (1 - p).
+REEL_HD float dropout_value(float x, uint64_t seed, int64_t i, float p, float scale) {
+  return x * (dropout_keep(seed, i, p) ? scale : 0.0f);
+}
+
 }  // namespace reel::math

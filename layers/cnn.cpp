@@ -46,6 +46,9 @@ Tensor Conv2d::forward(const Tensor& x) const {
 BatchNorm2d::BatchNorm2d(int64_t num_features, float eps, float momentum)
     : num_features_(num_features), eps_(eps), momentum_(momentum) {
   REEL_CHECK(num_features >= 1, "BatchNorm2d: num_features " << num_features << " must be >= 1");
+  REEL_CHECK(eps > 0.0f && momentum >= 0.0f && momentum <= 1.0f,
+             "BatchNorm2d(" << num_features << "): eps " << eps << " must be > 0 and momentum "
+                            << momentum << " in [0, 1]");
   weight_ = register_parameter("weight", Tensor::ones({num_features}));
   bias_ = register_parameter("bias", Tensor::zeros({num_features}));
   running_mean_ = register_buffer("running_mean", Tensor::zeros({num_features}));
@@ -83,10 +86,8 @@ Tensor Linear::forward(const Tensor& x) const {
   return linear(x, weight_, bias_);
 }
 
-MaxPool2d::MaxPool2d(Size2 kernel_size, Size2 stride, Size2 padding)
-    : kernel_(kernel_size),
-      stride_(stride.h == 0 && stride.w == 0 ? kernel_size : stride),
-      padding_(padding) {}
+MaxPool2d::MaxPool2d(Size2 kernel_size, std::optional<Size2> stride, Size2 padding)
+    : kernel_(kernel_size), stride_(stride.value_or(kernel_size)), padding_(padding) {}
 
 Tensor MaxPool2d::forward(const Tensor& x) const {
   return max_pool2d(x, kernel_, stride_, padding_);

@@ -4,6 +4,7 @@
 // bias), and the parameter-free MaxPool2d, AdaptiveAvgPool2d, Dropout and Flatten. Each is
 // bookkeeping and one call into an op of core/nn.h or core/ops.h.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "reel/core/nn.h"
@@ -69,8 +70,9 @@ class Linear : public Module {
 
 class MaxPool2d : public Module {
  public:
-  // stride 0 means the kernel size (PyTorch's default).
-  explicit MaxPool2d(Size2 kernel_size, Size2 stride = 0, Size2 padding = 0);
+  // stride: the kernel size when not given (PyTorch's default).
+  explicit MaxPool2d(Size2 kernel_size, std::optional<Size2> stride = std::nullopt,
+                     Size2 padding = 0);
   Tensor forward(const Tensor& x) const;
 
  private:

@@ -62,13 +62,23 @@ int64_t chunk_images(const Conv2dShape& s) {
                            std::max<int64_t>(1, s.N));
 }
 
-// xph: [C][sh][sw][Hq][Wq] out, the stride phases of image x: [C, H, W] zero-padded.
+// Whether some tap reads stride phase (a, b): a 1x1 stride-2 convolution reads only (0, 0).
+bool phase_used(const Conv2dShape& s, int64_t a, int64_t b) {
+  bool row = false, col = false;
+  for (int64_t r = 0; r < s.R; ++r) row = row || r * s.dil_h % s.stride_h == a;
+  for (int64_t t = 0; t < s.S; ++t) col = col || t * s.dil_w % s.stride_w == b;
+  return row && col;
+}
+
+// xph: [C][sh][sw][Hq][Wq] out, the stride phases of image x: [C, H, W] zero-padded (the
+// phases no tap reads are left as they are).
 void fill_phases(const float* x, float* xph, const Conv2dShape& s, const Implicit& g) {
   const int64_t plane = g.Hq * g.Wq;
   for_each_range(g.planes, plane, 1, [&](int64_t b, int64_t e) {
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t c = idx / (s.stride_h * s.stride_w);
       const int64_t a = idx / s.stride_w % s.stride_h, bw = idx % s.stride_w;
+      if (!phase_used(s, a, bw)) continue;
       const float* xc = x + c * s.H * s.W;  // [H, W]
       float* out = xph + idx * plane;       // [Hq, Wq]
       // Columns j whose input column j sw + bw - pw lies in [0, W).

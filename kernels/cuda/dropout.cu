@@ -13,7 +13,7 @@ namespace {
 __global__ void dropout_kernel(const float* x, float* y, int64_t n, float p, float scale,
                                uint64_t seed) {
   for (int64_t i = global_thread(); i < n; i += grid_threads())
-    y[i] = math::dropout_keep(seed, i, p) ? x[i] * scale : 0.0f;
+    y[i] = math::dropout_value(x[i], seed, i, p, scale);
 }
 
 }  // namespace

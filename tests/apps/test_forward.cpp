@@ -150,6 +150,7 @@ TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
   save_safetensors(kTmp + "x.safetensors", {{"input", fixtures().at("resnet18.eval.input")}});
   save_safetensors(kTmp + "small.safetensors", {{"input", Tensor::zeros({1, 3, 16, 16})}});
   save_safetensors(kTmp + "nokey.safetensors", {{"frames", Tensor::zeros({1, 3, 32, 32})}});
+  save_safetensors(kTmp + "noinput.safetensors", {{"grad_output", Tensor::zeros({1, 10})}});
   write_text(kTmp + "r18.json", R"({"arch": "resnet18", "num_classes": 10, "width": 8})");
   write_text(kTmp + "r18w16.json", R"({"arch": "resnet18", "num_classes": 10, "width": 16})");
   write_text(kTmp + "typo.json", R"({"arch": "resnet18", "num_clases": 10})");
@@ -168,7 +169,14 @@ TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
       {"typo.json", "x.safetensors", "", {"--model", "typo.json", "unknown key \"num_clases\""}},
       {"vgg.json", "x.safetensors", "", {"unknown arch \"vgg16\""}},
       {"broken.json", "x.safetensors", "", {"--model", "broken.json", "not valid JSON"}},
-      {"r18.json", "nokey.safetensors", "", {"--input", "nokey.safetensors", "\"input\""}},
+      {"r18.json",
+       "nokey.safetensors",
+       "",
+       {"--input", "nokey.safetensors", "unknown tensor \"frames\""}},
+      {"r18.json",
+       "noinput.safetensors",
+       "",
+       {"--input", "noinput.safetensors", "no tensor named \"input\""}},
       {"r18.json", "x.safetensors", "--grad", {"--input", "x.safetensors", "\"grad_output\""}},
       {"r18.json", "small.safetensors", "", {"resnet18", "[1, 3, 16, 16]", "too small"}},
       {"r18.json", "missing.safetensors", "", {"missing.safetensors"}},

@@ -260,6 +260,8 @@ TEST_CASE(
   CHECK(dropout(x.detach(), 0.25f, true, g2).to_vector() != v);  // the next draw differs
   CHECK(dropout(x, 0.25f, false).same_storage(x));
   CHECK(dropout(x.detach(), 1.0f, true).sum().item() == 0.0f);
+  // Dropped NaN stays NaN, as PyTorch's multiplication by the mask.
+  for (float e : dropout(Tensor::full({64}, NAN), 0.5f, true).to_vector()) CHECK(std::isnan(e));
 }
 
 TEST_CASE("modules: names, shapes, training mode and num_batches_tracked") {
