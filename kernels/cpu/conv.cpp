@@ -87,13 +87,13 @@ void fill_phases(const float* x, float* xph, const Conv2dShape& s, const Implici
       int64_t j1 = s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.stride_w + 1;
       j1 = std::min(j1, g.Wq);
       for (int64_t i = 0; i < g.Hq; ++i) {
-        float* o = out + i * g.Wq;
+        float* __restrict o = out + i * g.Wq;
         const int64_t u = i * s.stride_h + a - s.pad_h;
         if (u < 0 || u >= s.H || j0 >= j1) {
           std::memset(o, 0, sizeof(float) * g.Wq);
           continue;
         }
-        const float* xr = xc + u * s.W + off;
+        const float* __restrict xr = xc + u * s.W + off;
         for (int64_t j = 0; j < j0; ++j) o[j] = 0.0f;
         if (s.stride_w == 1) {
           std::memcpy(o + j0, xr + j0, sizeof(float) * (j1 - j0));
@@ -196,8 +196,8 @@ void forward_implicit(const float* x, const float* w, const float* bias, float* 
       for (int64_t k = b; k < e; ++k) {
         const float add = bias ? bias[k] : 0.0f;
         for (int64_t p = 0; p < s.P; ++p) {
-          const float* src = yw + k * cols + p * g.Wq;
-          float* dst = yn + (k * s.P + p) * s.Q;
+          const float* __restrict src = yw + k * cols + p * g.Wq;
+          float* __restrict dst = yn + (k * s.P + p) * s.Q;
           for (int64_t q = 0; q < s.Q; ++q) dst[q] = src[q] + add;
         }
       }
