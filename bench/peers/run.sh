@@ -6,10 +6,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 venv=${REEL_TORCH_VENV:-$HOME/.cache/reel-torch-venv}
-if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
-  echo "peers: making $venv with torch from PyPI (about 5 GB, once)" >&2
+if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "import torch, torchvision" 2>/dev/null; then
+  echo "peers: making $venv with torch and torchvision from PyPI (about 5 GB, once)" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch numpy
+  "$venv/bin/pip" install -q torch torchvision numpy
 fi
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 if [[ ! -e $jemalloc ]]; then

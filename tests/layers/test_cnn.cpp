@@ -465,3 +465,58 @@ TEST_CASE("a ResNet training step allocates nothing new from the system after wa
   step();
   CHECK(memory_stats(Device::cpu()).system_allocations == before);
 }
+
+TEST_CASE("batch_norm equals the definition on ResNet's plane sizes, in both modes") {
+  for (int hw : {4, 16, 32})
+    for (int training = 0; training < 2; ++training) {
+      INFO("planes " << hw << "x" << hw << (training ? " training" : " evaluation"));
+      Generator g(1);
+      const int N = 2, C = 64, HW = hw * hw;
+      Tensor x = Tensor::normal({N, C, hw, hw}, 0.3f, 1.0f, g);
+      Tensor w = Tensor::uniform({C}, 0.5f, 1.5f, g), b = Tensor::uniform({C}, -0.2f, 0.2f, g);
+      Tensor rm = Tensor::uniform({C}, -0.2f, 0.2f, g), rv = Tensor::uniform({C}, 0.5f, 1.5f, g);
+      Tensor gy = Tensor::normal({N, C, hw, hw}, 0.0f, 1.0f, g);
+      for (Tensor* t : {&x, &w, &b}) t->requires_grad_();
+      const auto RM = rm.to_vector(), RV = rv.to_vector();
+      Tensor y = batch_norm(x, rm, rv, w, b, training, 0.1f, 1e-5f);
+      y.backward(gy);
+      const auto X = x.to_vector(), W = w.to_vector(), B = b.to_vector(), GY = gy.to_vector();
+      std::vector<float> ry(X.size()), rdx(X.size()), rdw(C), rdb(C);
+      for (int c = 0; c < C; ++c) {
+        double m = RM[c], var = RV[c];
+        if (training) {
+          double s = 0, ss = 0;
+          for (int n = 0; n < N; ++n)
+            for (int i = 0; i < HW; ++i) s += X[(n * C + c) * HW + i];
+          m = s / (N * HW);
+          for (int n = 0; n < N; ++n)
+            for (int i = 0; i < HW; ++i) ss += std::pow(X[(n * C + c) * HW + i] - m, 2);
+          var = ss / (N * HW);
+        }
+        const double is = 1 / std::sqrt(var + 1e-5);
+        double sdy = 0, sdyx = 0;
+        for (int n = 0; n < N; ++n)
+          for (int i = 0; i < HW; ++i) {
+            const int k = (n * C + c) * HW + i;
+            const double xh = (X[k] - m) * is;
+            ry[k] = static_cast<float>(xh * W[c] + B[c]);
+            sdy += GY[k];
+            sdyx += GY[k] * xh;
+          }
+        rdw[c] = static_cast<float>(sdyx);
+        rdb[c] = static_cast<float>(sdy);
+        for (int n = 0; n < N; ++n)
+          for (int i = 0; i < HW; ++i) {
+            const int k = (n * C + c) * HW + i;
+            const double xh = (X[k] - m) * is;
+            rdx[k] = static_cast<float>(
+                training ? W[c] * is * (GY[k] - sdy / (N * HW) - xh * sdyx / (N * HW))
+                         : GY[k] * W[c] * is);
+          }
+      }
+      check_close(y, Tensor::from_vector(ry, y.shape()), 1e-5f, "output");
+      check_close(x.grad(), Tensor::from_vector(rdx, x.shape()), 1e-4f, "grad x");
+      check_close(w.grad(), Tensor::from_vector(rdw, {C}), 1e-4f, "grad weight");
+      check_close(b.grad(), Tensor::from_vector(rdb, {C}), 1e-4f, "grad bias");
+    }
+}
