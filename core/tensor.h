@@ -6,6 +6,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "reel/core/device.h"
@@ -155,6 +156,10 @@ class Tensor {
  private:
   std::shared_ptr<TensorImpl> impl_;
 };
+
+// (name, tensor) pairs in a meaningful order: Module::named_parameters(), an optimizer's
+// parameter list.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Makes ops.safetensors, lstm.safetensors and cnn.safetensors: inputs, outputs and gradients of
 every differentiable op of reel's core, of nn.LSTM, and of the CNN layers (conv2d, batch_norm,
-max_pool2d, adaptive_avg_pool2d) and a narrow torchvision ResNet-18/34, computed by PyTorch in
-float64 and stored as float32 (int64 buffers as I64). tests/core/test_reference.cpp and the layer
+max_pool2d, adaptive_avg_pool2d) and a narrow torchvision ResNet-18/34, and optim.safetensors:
+torch.optim's updates, schedules and gradient clipping (keys above its part), computed by PyTorch
+in float64 and stored as float32 (int64 buffers as I64). tests/core/test_reference.cpp and the layer
 tests run the same ops in reel on the same inputs and compare. reel itself never needs Python;
 run this only to change the fixtures:
 
@@ -332,3 +333,104 @@ resnet_eval(m, "resnet18.eval_nonsquare", 1, 3, 40, 56)
 m, _ = narrow_resnet("resnet34", [3, 4, 6, 3], torchvision.models.resnet34)
 resnet_eval(m, "resnet34.eval", 1, 3, 32, 32)
 write(os.path.join(here, "cnn.safetensors"), cnn)
+
+# ---- optim.safetensors: torch.optim's optimizers, learning-rate schedules and gradient
+# clipping, for tests/optim/test_optim.cpp, in float64 from their own seed. Every input is
+# rounded to float32 first. Keys:
+#   param.w [4, 3], param.b [3]      the parameters before the first step
+#   grad.<k>.w, grad.<k>.b           the gradients of step k (0 to 9); the case "adam_skip" gives
+#                                    b no gradient at steps 3 and 6
+#   <case>.w, <case>.b               the parameters after ten steps of the case's optimizer
+#   sched.<case>.lr [N + 1]          get_last_lr()[0] after the constructor and after each of N
+#                                    steps; sched.<case>.momentum alike (the group's momentum or
+#                                    beta1) for OneCycleLR
+#   clip.g.<i>                       three gradients; clip.<case>.total (0-d) the total norm and
+#                                    clip.<case>.g.<i> the gradients after clip_grad_norm_
+optim = {}
+torch.manual_seed(4)
+opt_init = {"w": f32(torch.randn(4, 3, dtype=torch.float64)),
+            "b": f32(torch.randn(3, dtype=torch.float64))}
+opt_grads = [{k: f32(torch.randn(v.shape, dtype=torch.float64)) for k, v in opt_init.items()}
+             for _ in range(10)]
+for k, v in opt_init.items():
+    optim[f"param.{k}"] = v
+for step, g in enumerate(opt_grads):
+    for k, v in g.items():
+        optim[f"grad.{step}.{k}"] = v
+
+
+def optim_case(name, make, skip=()):
+    """Ten steps of make(w, b) on the stored gradients; skip: (step, param) pairs with no grad."""
+    w, b = (opt_init[k].clone().requires_grad_(True) for k in ("w", "b"))
+    opt = make(w, b)
+    for step, g in enumerate(opt_grads):
+        w.grad, b.grad = g["w"].clone(), g["b"].clone()
+        if (step, "b") in skip:
+            b.grad = None
+        opt.step()
+    optim[f"{name}.w"], optim[f"{name}.b"] = w.detach().clone(), b.detach().clone()
+
+
+SGD, Adam, AdamW = torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW
+optim_case("sgd_plain", lambda w, b: SGD([w, b], lr=0.1))
+optim_case("sgd_momentum", lambda w, b: SGD([w, b], lr=0.05, momentum=0.9, dampening=0.1,
+                                            weight_decay=0.01))
+optim_case("sgd_nesterov", lambda w, b: SGD([w, b], lr=0.05, momentum=0.8, nesterov=True,
+                                            weight_decay=0.001))
+optim_case("adam_wd", lambda w, b: Adam([w, b], lr=0.01, betas=(0.8, 0.99), eps=1e-6,
+                                        weight_decay=0.1))
+optim_case("adam_amsgrad", lambda w, b: Adam([w, b], lr=0.02, amsgrad=True))
+optim_case("adam_skip", lambda w, b: Adam([w, b], lr=0.01), skip={(3, "b"), (6, "b")})
+optim_case("adamw", lambda w, b: AdamW([w, b], lr=0.01, weight_decay=0.1))
+optim_case("sgd_groups", lambda w, b: SGD([{"params": [w], "lr": 0.05, "weight_decay": 0.01},
+                                           {"params": [b]}], lr=0.1, momentum=0.9))
+optim_case("adamw_groups", lambda w, b: AdamW([{"params": [w], "weight_decay": 0.1},
+                                               {"params": [b], "lr": 0.001, "weight_decay": 0.0}],
+                                              lr=0.01))
+
+
+def sched_case(name, steps, make_opt, make_sched):
+    p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = make_opt([p])
+    sched = make_sched(opt)
+    group = opt.param_groups[0]
+
+    def momentum():
+        return group["betas"][0] if "betas" in group else group["momentum"]
+
+    lrs, moms = [sched.get_last_lr()[0]], [momentum()]
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+        moms.append(momentum())
+    optim[f"sched.{name}.lr"] = torch.tensor(lrs, dtype=torch.float64)
+    optim[f"sched.{name}.momentum"] = torch.tensor(moms, dtype=torch.float64)
+
+
+LR = torch.optim.lr_scheduler
+sched_case("step", 12, lambda p: SGD(p, lr=0.1), lambda o: LR.StepLR(o, step_size=3, gamma=0.5))
+sched_case("multistep", 12, lambda p: SGD(p, lr=0.1),
+           lambda o: LR.MultiStepLR(o, milestones=[2, 5, 9], gamma=0.3))
+sched_case("warmup_cosine", 20, lambda p: SGD(p, lr=0.1),
+           lambda o: LR.SequentialLR(o, [LR.LinearLR(o, start_factor=0.1, total_iters=4),
+                                         LR.CosineAnnealingLR(o, T_max=16, eta_min=1e-4)],
+                                     milestones=[4]))
+sched_case("onecycle_sgd", 20, lambda p: SGD(p, lr=0.1, momentum=0.9),
+           lambda o: LR.OneCycleLR(o, max_lr=0.1, total_steps=20))
+sched_case("onecycle_adam_three_phase", 20, lambda p: Adam(p, lr=0.01),
+           lambda o: LR.OneCycleLR(o, max_lr=0.01, total_steps=20, three_phase=True))
+
+clip_in = [f32(torch.randn(*s, dtype=torch.float64)) for s in ((4, 3), (3,), (2, 2, 2))]
+for i, g in enumerate(clip_in):
+    optim[f"clip.g.{i}"] = g
+for name, max_norm, norm_type in (("l2", 1.0, 2.0), ("l2_unclipped", 100.0, 2.0),
+                                  ("l1", 2.0, 1.0), ("inf", 0.5, float("inf")),
+                                  ("l3", 1.0, 3.0)):
+    ps = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in clip_in]
+    for p, g in zip(ps, clip_in):
+        p.grad = g.clone()
+    optim[f"clip.{name}.total"] = torch.nn.utils.clip_grad_norm_(ps, max_norm, norm_type)
+    for i, p in enumerate(ps):
+        optim[f"clip.{name}.g.{i}"] = p.grad
+write(os.path.join(here, "optim.safetensors"), optim)
