@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
 # reel beside PyTorch on the shapes of one benchmark family (conv: bench/bench_conv.cpp and
-# conv.py; lstm: bench/bench_lstm.cpp and lstm.py), in one run: reel's benchmark and the peer
-# script alternate `passes` times (default 3) and each side keeps its best time per shape, so
-# that a slow minute of a shared VM hits both sides alike.
+# conv.py; lstm: bench/bench_lstm.cpp and lstm.py), in one run. Our shared VMs drift by up to a
+# third in speed within minutes, so the two sides take turns closely: for each pass and each
+# shape, reel's benchmark of that shape and then the peer's (when the peer script takes
+# --shapes; otherwise whole families alternate), and each side keeps its best time per shape.
 #   bench/peers/compare.sh conv|lstm [build dir] [passes]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 family=$1
 build=${2:-$here/../../build}
 passes=${3:-3}
+bench="$build/bench/bench_$family"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for pass in $(seq "$passes"); do
-  OMP_WAIT_POLICY=passive "$build/bench/bench_$family" --benchmark_min_time=0.2 \
-    --benchmark_repetitions=2 --benchmark_format=json > "$tmp/reel$pass.json"
-  "$here/run.sh" "$family.py" --repeat 2 > "$tmp/torch$pass.txt"
-done
-head -1 "$tmp/torch1.txt"
+run_reel() {  # $1: output file, $2: benchmark filter
+  OMP_WAIT_POLICY=passive "$bench" --benchmark_min_time=0.2 --benchmark_repetitions=2 \
+    --benchmark_format=json --benchmark_filter="$2" > "$1"
+}
+# The shapes, in the benchmark's order (the peer scripts list them in the same order).
+mapfile -t shapes < <("$bench" --benchmark_list_tests | sed -E 's|^BM_[A-Za-z0-9]+/||' | awk '!seen[$0]++')
+if grep -q -- "--shapes" "$here/$family.py"; then
+  for pass in $(seq "$passes"); do
+    for i in "${!shapes[@]}"; do
+      run_reel "$tmp/reel$pass.$i.json" "/${shapes[$i]}\$"
+      "$here/run.sh" "$family.py" --repeat 2 --shapes "$i" > "$tmp/torch$pass.$i.txt"
+    done
+  done
+else
+  for pass in $(seq "$passes"); do
+    run_reel "$tmp/reel$pass.json" "."
+    "$here/run.sh" "$family.py" --repeat 2 > "$tmp/torch$pass.txt"
+  done
+fi
+head -1 "$(ls "$tmp"/torch*.txt | head -1)"
 python3 "$here/compare.py" "$tmp"/reel*.json -- "$tmp"/torch*.txt
