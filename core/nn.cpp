@@ -37,9 +37,6 @@ void check_same_device(const char* op, const Tensor& x, std::initializer_list<co
                                                << "one on " << t->device().str());
 }
 
-// A kernel changed t in place (the running statistics): count it in its storage's version.
-void bump_version(const Tensor& t) { ++t.impl()->storage->version; }
-
 // Scratch of `floats` floats on dev from the caching pool (null when none is needed).
 std::shared_ptr<Buffer> scratch(const Device& dev, int64_t floats) {
   if (floats <= 0) return nullptr;
@@ -251,8 +248,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                      invstd.data(), running_mean.defined() ? running_mean.data() : nullptr,
                      running_var.defined() ? running_var.data() : nullptr, momentum, eps, N, C, HW);
       if (running_mean.defined()) {
-        bump_version(running_mean);
-        bump_version(running_var);
+        mark_modified(running_mean);
+        mark_modified(running_var);
       }
     } else {
       REEL_BN_KERNEL(dev, batchnorm_forward_eval, x.data(), w, b, running_mean.data(),

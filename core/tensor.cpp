@@ -85,11 +85,9 @@ void check_in_place(const char* op, const Tensor& t) {
                    "(wrap it in NoGradGuard, as optimizers do)");
 }
 
-// Counts an in-place change in the storage's version, once its arguments passed their checks
-// (a call that throws changes nothing, not even the version).
-void bump_version(const Tensor& t) { ++t.impl()->storage->version; }
-
 }  // namespace
+
+void mark_modified(const Tensor& t) { ++t.impl()->storage->version; }
 
 Tensor Tensor::empty(const Shape& shape, Device device) {
   check_shape("empty", shape);
@@ -202,7 +200,7 @@ void Tensor::copy_from_host(const float* src, int64_t n) {
   REEL_CHECK(n == numel(), "copy_from_host: " << n << " values for a tensor of shape "
                                               << shape_str(shape()) << " (expected " << numel()
                                               << ")");
-  bump_version(*this);
+  mark_modified(*this);
   if (n == 0) return;
   const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(float);
   if (device().is_cpu()) {
@@ -381,7 +379,7 @@ const std::shared_ptr<Node>& Tensor::grad_fn() const {
 
 Tensor& Tensor::fill_(float value) {
   check_in_place("fill_", *this);
-  bump_version(*this);
+  mark_modified(*this);
   REEL_KERNEL(device(), fill, data(), value, numel());
   return *this;
 }
@@ -393,14 +391,14 @@ Tensor& Tensor::add_(const Tensor& other, float alpha) {
                  << shape_str(shape()) << " on " << device().str() << ", got "
                  << (other.defined() ? shape_str(other.shape()) + " on " + other.device().str()
                                      : std::string("an undefined tensor")));
-  bump_version(*this);
+  mark_modified(*this);
   REEL_KERNEL(device(), axpy, alpha, other.data(), data(), numel());
   return *this;
 }
 
 Tensor& Tensor::mul_(float value) {
   check_in_place("mul_", *this);
-  bump_version(*this);
+  mark_modified(*this);
   REEL_KERNEL(device(), scale, value, data(), numel());
   return *this;
 }
@@ -410,7 +408,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   REEL_CHECK(src.defined() && src.numel() == numel(),
              "copy_: source of shape " << (src.defined() ? shape_str(src.shape()) : "undefined")
                                        << " for a tensor of shape " << shape_str(shape()));
-  bump_version(*this);
+  mark_modified(*this);
   const std::size_t bytes = static_cast<std::size_t>(numel()) * sizeof(float);
   if (bytes == 0 || src.data() == data()) return *this;
   const Device sd = src.device(), dd = device();

@@ -157,6 +157,12 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// Counts an in-place change of t's storage in its version (Storage::version), for changes made
+// through data() by a kernel (BatchNorm's running statistics, an optimizer's step) rather than
+// by Tensor's own in-place methods, which count themselves: a graph that saved t then refuses
+// to run its backward on the changed values.
+void mark_modified(const Tensor& t);
+
 // (name, tensor) pairs in a meaningful order: Module::named_parameters(), an optimizer's
 // parameter list.
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;

@@ -127,7 +127,7 @@ void Module::to(const Device& device) {
       if (t.device() == device) continue;
       Tensor moved = t.detach().to(device);
       // A graph that saved the old storage must not run backward on it: mark it changed.
-      ++t.impl()->storage->version;
+      mark_modified(t);
       t.impl()->storage = moved.impl()->storage;  // every handle of t sees the new storage
       t.impl()->grad.reset();
     }

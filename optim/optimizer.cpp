@@ -39,9 +39,6 @@ float as_float(double v) { return static_cast<float>(v); }
 // The float value back in double: what the host's per-step scalars are computed from.
 double rounded(double v) { return static_cast<double>(static_cast<float>(v)); }
 
-// A kernel changed the parameter in place: count it in its storage's version.
-void bump_version(const Tensor& t) { ++t.impl()->storage->version; }
-
 bool is_scalar_tensor(const Tensor& t) { return t.defined() && t.numel() == 1; }
 
 // "state.12.exp_avg" -> (12, "exp_avg"); false when key is not of that form.
@@ -374,7 +371,7 @@ void SGD::step() {
       }
       const Device dev = p.device();
       REEL_KERNEL(dev, sgd_step, p.data(), grad.data(), buf, p.numel(), h);
-      bump_version(p);
+      mark_modified(p);
     }
   }
 }
@@ -452,7 +449,7 @@ void Adam::step() {
       h.bias_correction2_sqrt = as_float(std::sqrt(1.0 - std::pow(beta2, t)));
       const Device dev = p.device();
       REEL_KERNEL(dev, adam_step, p.data(), grad.data(), m, v, vmax, p.numel(), h);
-      bump_version(p);
+      mark_modified(p);
     }
   }
 }
