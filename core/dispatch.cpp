@@ -18,8 +18,9 @@ namespace {
 enum class GemmBackend { Naive, Tiled, Regblock64, Regblock128, Cublas };
 constexpr const char* kBackendNames[] = {"naive", "tiled", "regblock64", "regblock128", "cublas"};
 
-GemmBackend parse_backend(const std::string& name) {
-  if (name == "custom") return GemmBackend::Regblock128;
+// REEL_GEMM's value as a GemmBackend (an int, for backend_from_env).
+int parse_backend(const std::string& name) {
+  if (name == "custom") return static_cast<int>(GemmBackend::Regblock128);
   for (int i = 0; i < 5; ++i)
     if (name == kBackendNames[i]) {
 #if !defined(REEL_WITH_CUBLAS)
@@ -27,7 +28,7 @@ GemmBackend parse_backend(const std::string& name) {
                  "REEL_GEMM=cublas: this build of reel has no cuBLAS "
                  "(it needs the real CUDA backend)");
 #endif
-      return static_cast<GemmBackend>(i);
+      return i;
     }
   throw Error("REEL_GEMM: unknown GEMM '" + name +
               "' (expected custom, cublas, naive, tiled, regblock64 or regblock128)");
@@ -37,23 +38,27 @@ GemmBackend parse_backend(const std::string& name) {
 std::atomic<int> g_backend{-1};
 
 GemmBackend backend() {
-  int b = g_backend.load(std::memory_order_relaxed);
-  if (b < 0) {
-    const char* env = std::getenv("REEL_GEMM");
-    b = static_cast<int>(parse_backend(env && *env ? env : "custom"));
-    int expected = -1;  // a concurrent set_cuda_gemm_backend wins
-    if (!g_backend.compare_exchange_strong(expected, b)) b = expected;
-  }
-  return static_cast<GemmBackend>(b);
+  return static_cast<GemmBackend>(
+      backend_from_env(g_backend, "REEL_GEMM", "custom", &parse_backend));
 }
 
 }  // namespace
 
+int backend_from_env(std::atomic<int>& slot, const char* var, const char* fallback,
+                     int (*parse)(const std::string&)) {
+  int b = slot.load(std::memory_order_relaxed);
+  if (b < 0) {
+    const char* env = std::getenv(var);
+    b = parse(env && *env ? env : fallback);
+    int expected = -1;  // a concurrent store wins
+    if (!slot.compare_exchange_strong(expected, b)) b = expected;
+  }
+  return b;
+}
+
 std::string cuda_gemm_backend() { return kBackendNames[static_cast<int>(backend())]; }
 
-void set_cuda_gemm_backend(const std::string& name) {
-  g_backend.store(static_cast<int>(parse_backend(name)));
-}
+void set_cuda_gemm_backend(const std::string& name) { g_backend.store(parse_backend(name)); }
 
 void device_gemm(const Device& device, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                  float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,

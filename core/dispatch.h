@@ -2,6 +2,9 @@
 // Device dispatch for core's ops: one kernel family has the same function in reel::cpu and in
 // reel::cuda, the CUDA one taking the device's stream last. REEL_KERNEL(device, fn, args...)
 // calls the one for `device`.
+#include <atomic>
+#include <string>
+
 #include "reel/core/device.h"
 #include "reel/core/error.h"
 #include "reel/kernels/cuda/runtime.h"
@@ -18,6 +21,12 @@
 #endif
 
 namespace reel {
+
+// A backend choice read from the environment once: slot holds -1 until the first call, which
+// stores parse(getenv(var)), or parse(fallback) when var is unset or empty; a store into slot
+// (a set_*_backend call) wins over a concurrent first read. Each later call reads one atomic.
+int backend_from_env(std::atomic<int>& slot, const char* var, const char* fallback,
+                     int (*parse)(const std::string&));
 
 // Which GEMM runs on CUDA devices: REEL_GEMM=custom (default: our regblock128), cublas, or one
 // rung of our ladder by name (naive, tiled, regblock64, regblock128). Read once, at the first

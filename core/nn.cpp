@@ -50,31 +50,26 @@ float* ptr(const std::shared_ptr<Buffer>& b) {
 
 enum class ConvBackend { Custom, Cudnn };
 
-ConvBackend parse_conv_backend(const std::string& name) {
-  if (name == "custom") return ConvBackend::Custom;
+// REEL_CONV's value as a ConvBackend (an int, for backend_from_env).
+int parse_conv_backend(const std::string& name) {
+  if (name == "custom") return static_cast<int>(ConvBackend::Custom);
   if (name == "cudnn") {
 #if !defined(REEL_WITH_CUDNN)
     throw Error(
         "REEL_CONV=cudnn: this build of reel has no cuDNN (it needs the real CUDA backend and "
         "cuDNN 9)");
 #else
-    return ConvBackend::Cudnn;
+    return static_cast<int>(ConvBackend::Cudnn);
 #endif
   }
   throw Error("REEL_CONV: unknown convolution backend '" + name + "' (expected custom or cudnn)");
 }
 
-std::atomic<int> g_conv_backend{-1};
+std::atomic<int> g_conv_backend{-1};  // -1 until the first use reads REEL_CONV
 
 ConvBackend conv_backend() {
-  int b = g_conv_backend.load(std::memory_order_relaxed);
-  if (b < 0) {
-    const char* env = std::getenv("REEL_CONV");
-    b = static_cast<int>(parse_conv_backend(env && *env ? env : "custom"));
-    int expected = -1;
-    if (!g_conv_backend.compare_exchange_strong(expected, b)) b = expected;
-  }
-  return static_cast<ConvBackend>(b);
+  return static_cast<ConvBackend>(
+      backend_from_env(g_conv_backend, "REEL_CONV", "custom", &parse_conv_backend));
 }
 
 // Scratch floats the convolution kernels of dev need for s.
@@ -96,7 +91,7 @@ std::string cuda_conv_backend() {
 }
 
 void set_cuda_conv_backend(const std::string& name) {
-  g_conv_backend.store(static_cast<int>(parse_conv_backend(name)));
+  g_conv_backend.store(parse_conv_backend(name));
 }
 
 // ---- conv2d ----

@@ -446,6 +446,11 @@ TEST_CASE("CNN bad input: clear errors naming the layer, the parameter and the s
         ResNet r(bad);
       },
       {"depth 50", "18 or 34"});
+  // The CUDA backend of convolution: an unknown name is refused and changes nothing.
+  const std::string backend = cuda_conv_backend();
+  throws_with([] { set_cuda_conv_backend("winograd"); },
+              {"REEL_CONV", "unknown convolution backend 'winograd'", "custom or cudnn"});
+  CHECK(cuda_conv_backend() == backend);
 }
 
 TEST_CASE("a ResNet training step allocates nothing new from the system after warm-up") {
