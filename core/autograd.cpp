@@ -7,6 +7,7 @@ namespace reel {
 
 namespace {
 thread_local bool g_grad_mode = true;
+thread_local int g_recomputing = 0;
 }  // namespace
 
 bool grad_mode_enabled() { return g_grad_mode; }
@@ -215,6 +216,62 @@ void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph
       if (--pending[m] == 0) ready.push_back(m);
     }
   }
+}
+
+bool recomputing() { return g_recomputing > 0; }
+
+Tensor checkpoint(const std::function<Tensor(const Tensor&)>& fn, const Tensor& x,
+                  const std::vector<Tensor>& params) {
+  std::vector<Tensor> inputs{x};
+  inputs.insert(inputs.end(), params.begin(), params.end());
+  if (!any_requires_grad(inputs)) return fn(x);
+  Tensor y;
+  {
+    NoGradGuard no_grad;
+    y = fn(x);
+  }
+  auto node = record("checkpoint", y, inputs);
+  node->save(x);
+  // The parameters are leaves owned by a module; holding handles to them here keeps no
+  // activation alive.
+  node->backward = [fn, params](Node& self, const std::vector<Tensor>& g) {
+    std::vector<Tensor> grads(self.next.size());
+    Tensor xr = self.saved(0).detach();
+    if (self.needs_grad(0)) xr.requires_grad_(true);
+    // The recomputed graph's backward accumulates into the parameters' own grad(): set theirs
+    // aside, take what this backward adds as the returned gradients, and put them back (also
+    // when fn throws), so that the engine adds them as it adds any node's.
+    std::vector<std::shared_ptr<TensorImpl>> kept(params.size());
+    for (size_t i = 0; i < params.size(); ++i) kept[i] = std::move(params[i].impl()->grad);
+    struct Restore {
+      const std::vector<Tensor>& params;
+      std::vector<std::shared_ptr<TensorImpl>>& kept;
+      ~Restore() {
+        for (size_t i = 0; i < params.size(); ++i) params[i].impl()->grad = std::move(kept[i]);
+      }
+    } restore{params, kept};
+    {
+      EnableGradGuard grad_on;
+      ++g_recomputing;
+      struct Leave {
+        ~Leave() { --g_recomputing; }
+      } leave;
+      Tensor yr = fn(xr);
+      if (g[0].defined() && yr.requires_grad()) run_backward(yr, g[0]);
+    }
+    auto take = [](const Tensor& t, const Shape& shape) {
+      Tensor gt = t.grad();
+      return gt.defined() ? gt : Tensor::zeros(shape, t.device());
+    };
+    if (self.needs_grad(0)) grads[0] = take(xr, xr.shape());
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!self.needs_grad(i + 1)) continue;
+      grads[i + 1] = take(params[i], params[i].shape());
+      params[i].impl()->grad.reset();
+    }
+    return grads;
+  };
+  return y;
 }
 
 }  // namespace reel

@@ -84,6 +84,19 @@ class NoGradGuard {
   bool prev_;
 };
 
+// Turns recording on in its scope (the recomputation inside a checkpoint's backward, which runs
+// while the engine has it off), restoring it after.
+class EnableGradGuard {
+ public:
+  EnableGradGuard() : prev_(grad_mode_enabled()) { set_grad_mode(true); }
+  ~EnableGradGuard() { set_grad_mode(prev_); }
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
 // True when an op on these inputs must be recorded.
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 bool any_requires_grad(const std::vector<Tensor>& inputs);
@@ -100,5 +113,18 @@ std::shared_ptr<Node> record(const char* name, const Tensor& output,
 // The engine behind Tensor::backward(). retain_graph keeps every node's saved tensors so that
 // the graph can be walked again.
 void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph = false);
+
+// Recomputation ("activation checkpointing"), for memory: y = fn(x) is computed with recording
+// off, so that none of fn's intermediate tensors is kept, and one node keeps only x. Its
+// backward runs fn(x) again with recording on and back-propagates the incoming gradient through
+// that, handing the gradients of x and of `params` (every tensor fn reads that may need a
+// gradient: a block's parameters) to the engine as any node's backward does. fn must compute the
+// same values twice: it may not draw random numbers. Modules whose forward changes state (the
+// running statistics of BatchNorm) ask recomputing() and skip the change the second time.
+// Without grad mode or any input requiring grad this is fn(x).
+Tensor checkpoint(const std::function<Tensor(const Tensor&)>& fn, const Tensor& x,
+                  const std::vector<Tensor>& params);
+// True inside a checkpoint's recomputation.
+bool recomputing();
 
 }  // namespace reel

@@ -62,8 +62,15 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
                             << num_features_ << ", H, W], got "
                             << (x.defined() ? shape_str(x.shape()) : std::string("none")));
   const bool training = is_training();
-  Tensor y = batch_norm(x, running_mean_, running_var_, weight_, bias_, training, momentum_, eps_);
-  if (training) {
+  // A checkpoint's recomputation (core/autograd.h) normalises as the forward did, but the
+  // running statistics were updated once already.
+  const bool update = training && !recomputing();
+  Tensor y = update ? batch_norm(x, running_mean_, running_var_, weight_, bias_, true, momentum_,
+                                 eps_)
+                    : batch_norm(x, training ? Tensor() : running_mean_,
+                                 training ? Tensor() : running_var_, weight_, bias_, training,
+                                 momentum_, eps_);
+  if (update) {
     NoGradGuard guard;
     num_batches_tracked_.add_(Tensor::ones({}, num_batches_tracked_.device()));
   }

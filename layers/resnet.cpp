@@ -113,7 +113,11 @@ Tensor ResNet::features(const Tensor& x) {
   for (size_t s = 0; s < stages_.size(); ++s)
     for (size_t b = 0; b < stages_[s]->blocks.size(); ++b) {
       const std::string where = me + ": layer" + std::to_string(s + 1) + "." + std::to_string(b);
-      y = named(where, [&] { return stages_[s]->blocks[b]->forward(y); });
+      std::shared_ptr<BasicBlock> block = stages_[s]->blocks[b];
+      auto run = [block, where](const Tensor& in) {
+        return named(where, [&] { return block->forward(in); });
+      };
+      y = recompute_ ? checkpoint(run, y, block->parameters()) : run(y);
     }
   return flatten(avgpool_.forward(y), 1);
 }

@@ -46,6 +46,14 @@ class ResNet : public Module {
   const ResNetOptions& options() const { return opts_; }
   std::string name() const { return "resnet" + std::to_string(opts_.depth); }
   int64_t feature_size() const { return 8 * opts_.width; }
+  // The last layer (Linear(feature_size(), num_classes)), for models that put their own head
+  // there.
+  Linear& fc() { return *fc_; }
+  // Recompute: keep only each residual block's input during the forward and compute the block
+  // again in the backward (core/autograd.h checkpoint()): less memory, about one more forward
+  // of the blocks in time.
+  void set_recompute(bool on) { recompute_ = on; }
+  bool recompute() const { return recompute_; }
 
  private:
   struct Stage;
@@ -56,6 +64,7 @@ class ResNet : public Module {
   AdaptiveAvgPool2d avgpool_{1};
   std::vector<std::shared_ptr<Stage>> stages_;
   std::shared_ptr<Linear> fc_;
+  bool recompute_ = false;
 };
 
 // The smallest input height and width ResNet accepts.

@@ -1,0 +1,209 @@
+// The video classifier (layers/video.h): each fusion against its PyTorch twin
+// (tests/reference/video.safetensors, made by tests/reference/make_fixtures.py), what each fusion
+// may and may not see, the frozen backbone, recomputation (core/autograd.h checkpoint) against
+// the plain backward, and bad input.
+#include <string>
+
+#include "../test_util.h"
+#include "reel/layers/video.h"
+
+using namespace reel;
+using reel::test::check_close;
+
+namespace {
+
+VideoClassifierOptions small(Fusion fusion) {
+  VideoClassifierOptions o;
+  o.width = 4, o.feature_dim = 12, o.hidden_size = 10, o.num_layers = 2, o.num_classes = 5;
+  o.fusion = fusion;
+  return o;
+}
+
+Tensor clips(int64_t B, int64_t T, uint64_t seed, int64_t size = 32) {
+  Generator g(seed);
+  return Tensor::normal({B, T, 3, size, size}, 0.0f, 1.0f, g);
+}
+
+// The clip b of x with its frames [0, n) reversed and the rest left as they are.
+Tensor reverse_frames(const Tensor& x, int64_t b, int64_t n) {
+  std::vector<float> v = x.to_vector();
+  const int64_t T = x.size(1), F = x.numel() / (x.size(0) * T);
+  std::vector<float> out = v;
+  for (int64_t t = 0; t < n; ++t)
+    std::copy(v.begin() + (b * T + t) * F, v.begin() + (b * T + t + 1) * F,
+              out.begin() + (b * T + n - 1 - t) * F);
+  return Tensor::from_vector(out, x.shape());
+}
+
+// Replaces frames [n, T) of clip b with noise.
+Tensor scramble_past(const Tensor& x, int64_t b, int64_t n, uint64_t seed) {
+  std::vector<float> v = x.to_vector();
+  const int64_t T = x.size(1), F = x.numel() / (x.size(0) * T);
+  Generator g(seed);
+  const std::vector<float> noise = Tensor::normal({(T - n) * F}, 3.0f, 2.0f, g).to_vector();
+  std::copy(noise.begin(), noise.end(), v.begin() + (b * T + n) * F);
+  return Tensor::from_vector(v, x.shape());
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("video classifier: state-dict names and sizes of each fusion") {
+  VideoClassifier last(small(Fusion::last));
+  const TensorMap s = last.state_dict();
+  CHECK(s.count("cnn.conv1.weight"));
+  CHECK(s.at("cnn.fc.weight").shape() == Shape{12, 32});  // Linear(8 * width, F)
+  CHECK(s.at("lstm.weight_ih_l0").shape() == Shape{40, 12});
+  CHECK(s.at("lstm.weight_hh_l1").shape() == Shape{40, 10});
+  CHECK(s.at("fc.weight").shape() == Shape{5, 10});
+  CHECK_FALSE(s.count("attention.weight"));
+  // Registration order: cnn, lstm, attention, fc.
+  VideoClassifier att(small(Fusion::attention));
+  const NamedTensors np = att.named_parameters();
+  CHECK(np.front().first == "cnn.conv1.weight");
+  CHECK(np[np.size() - 4].first == "attention.weight");
+  CHECK(np.back().first == "fc.bias");
+  CHECK(VideoClassifier(small(Fusion::concat)).state_dict().at("fc.weight").shape() ==
+        Shape{5, 22});
+  VideoClassifier pool(small(Fusion::pool));
+  CHECK(pool.lstm() == nullptr);
+  CHECK_FALSE(pool.state_dict().count("lstm.weight_ih_l0"));
+  CHECK(pool.state_dict().at("fc.weight").shape() == Shape{5, 12});
+  for (const char* f : {"last", "mean", "concat", "attention", "pool"})
+    CHECK(fusion_name(parse_fusion(f)) == f);
+}
+
+TEST_CASE("video classifier: frames past a clip's length change nothing; pool is blind to order") {
+  const Tensor x = clips(3, 5, 11);
+  const std::vector<int64_t> lengths{5, 2, 3};
+  for (Fusion f : {Fusion::last, Fusion::mean, Fusion::concat, Fusion::attention, Fusion::pool}) {
+    INFO(fusion_name(f));
+    VideoClassifier m(small(f));
+    m.eval();  // in training mode BatchNorm's batch statistics see every frame
+    NoGradGuard no_grad;
+    const Tensor y = m.forward(x, lengths);
+    CHECK(y.shape() == Shape{3, 5});
+    // Noise in clip 1's frames 2..4 leaves every clip's logits as they were.
+    check_close(m.forward(scramble_past(x, 1, 2, 5), lengths), y, 0.0f, "past the length");
+    // Reversing clip 2's valid frames: the pool baseline cannot tell; the others can.
+    const Tensor yr = m.forward(reverse_frames(x, 2, 3), lengths);
+    const std::vector<float> a = y.to_vector(), b = yr.to_vector();
+    float diff = 0;
+    for (int k = 0; k < 5; ++k) diff = std::max(diff, std::fabs(a[10 + k] - b[10 + k]));
+    if (f == Fusion::pool)
+      CHECK(diff < 1e-5f);
+    else
+      CHECK(diff > 1e-4f);
+    // Without lengths, every frame counts: equal to lengths of T.
+    check_close(m.forward(x), m.forward(x, {5, 5, 5}), 0.0f, "no lengths");
+  }
+}
+
+TEST_CASE("recompute: the same outputs, gradients and running statistics as the plain backward") {
+  for (Fusion f : {Fusion::last, Fusion::concat}) {
+    INFO(fusion_name(f));
+    manual_seed(7);
+    VideoClassifier plain(small(f));
+    VideoClassifier again(small(f));
+    again.load_state_dict(plain.state_dict());
+    again.set_recompute(true);
+    const Tensor x = clips(2, 3, 4);
+    const std::vector<int64_t> lengths{3, 2};
+    Tensor y0 = plain.forward(x, lengths), y1 = again.forward(x, lengths);
+    check_close(y1, y0, 0.0f, "output");
+    Generator g(3);
+    const Tensor gy = Tensor::normal(y0.shape(), 0.0f, 1.0f, g);
+    y0.backward(gy);
+    y1.backward(gy);
+    const NamedTensors p0 = plain.named_parameters(), p1 = again.named_parameters();
+    for (size_t i = 0; i < p0.size(); ++i) {
+      REQUIRE(p1[i].second.grad().defined());
+      check_close(p1[i].second.grad(), p0[i].second.grad(), 1e-5f, "grad " + p0[i].first);
+    }
+    // BatchNorm counted the batch once (the recomputation leaves the buffers alone).
+    const NamedTensors b0 = plain.named_buffers(), b1 = again.named_buffers();
+    for (size_t i = 0; i < b0.size(); ++i)
+      check_close(b1[i].second, b0[i].second, 0.0f, "buffer " + b0[i].first);
+    CHECK(again.state_dict().at("cnn.layer2.1.bn1.num_batches_tracked").item() == 1.0f);
+    // A second step accumulates into the gradients already there, as the plain one does.
+    plain.forward(x, lengths).backward(gy);
+    again.forward(x, lengths).backward(gy);
+    check_close(again.named_parameters()[0].second.grad(),
+                plain.named_parameters()[0].second.grad(), 1e-5f, "accumulated grad");
+  }
+}
+
+TEST_CASE("recompute: the gradient of the input too, against finite differences") {
+  // One BasicBlock-deep check through checkpoint() itself, on a function of x and a parameter.
+  Tensor w = reel::test::leaf({3, 3}, 1);
+  Tensor x = reel::test::leaf({2, 3}, 2);
+  auto fn = [&](const Tensor& in) { return tanh(matmul(in, w)) * in; };
+  Tensor y = checkpoint(fn, x, {w});
+  Tensor y_ref = fn(x);
+  check_close(y, y_ref, 0.0f, "value");
+  const Tensor g = Tensor::ones({2, 3});
+  y.backward(g);
+  const Tensor gx = x.grad().clone(), gw = w.grad().clone();
+  x.zero_grad();
+  w.zero_grad();
+  y_ref.backward(g);
+  check_close(gx, x.grad(), 1e-6f, "grad x");
+  check_close(gw, w.grad(), 1e-6f, "grad w");
+  reel::test::check_gradients(
+      [&](const std::vector<Tensor>& in) {
+        return checkpoint([&](const Tensor& a) { return tanh(matmul(a, in[1])) * a; }, in[0],
+                          {in[1]});
+      },
+      {x, w});
+}
+
+TEST_CASE("frozen backbone: no gradient into the ResNet, its BatchNorm in eval, the rest trains") {
+  VideoClassifier m(small(Fusion::last));
+  m.set_freeze_backbone(true);
+  m.train();
+  const TensorMap before = m.state_dict();
+  const Tensor running = before.at("cnn.bn1.running_mean").clone();
+  Tensor y = m.forward(clips(2, 3, 9));
+  sum(y).backward();
+  for (const auto& [name, p] : m.named_parameters()) {
+    INFO(name);
+    const bool backbone = name.rfind("cnn.", 0) == 0 && name.rfind("cnn.fc.", 0) != 0;
+    CHECK(p.grad().defined() == !backbone);
+    CHECK(p.requires_grad() == !backbone);
+  }
+  check_close(m.state_dict().at("cnn.bn1.running_mean"), running, 0.0f, "running mean");
+  CHECK(m.state_dict().at("cnn.bn1.num_batches_tracked").item() == 0.0f);
+  m.set_freeze_backbone(false);
+  for (const auto& [name, p] : m.named_parameters()) CHECK(p.requires_grad());
+  CHECK(m.cnn().is_training());
+}
+
+TEST_CASE("video classifier bad input: shapes, lengths and frame sizes named") {
+  VideoClassifier m(small(Fusion::last));
+  CHECK(error_of([&] { m.forward(Tensor::zeros({2, 3, 32, 32})); })
+            .find("expected clips of shape [B, T, 3, H, W], got [2, 3, 32, 32]") !=
+        std::string::npos);
+  CHECK(error_of([&] { m.forward(clips(2, 3, 1), {3}); }).find("1 lengths for a batch of 2") !=
+        std::string::npos);
+  CHECK(error_of([&] { m.forward(clips(2, 3, 1), {3, 4}); })
+            .find("clip 1 has length 4, outside 1..3") != std::string::npos);
+  CHECK(error_of([&] { m.forward(clips(2, 3, 1), {0, 3}); })
+            .find("clip 0 has length 0") != std::string::npos);
+  CHECK(error_of([&] { m.forward(clips(1, 2, 1, 16)); }).find("resnet18") != std::string::npos);
+  CHECK(error_of([&] { m.forward(clips(1, 2, 1, 16)); }).find("32x32") != std::string::npos);
+  CHECK(error_of([] { parse_fusion("max"); })
+            .find("unknown fusion 'max': expected last, mean, concat, attention or pool") !=
+        std::string::npos);
+  VideoClassifierOptions o = small(Fusion::last);
+  o.backbone = "vgg11";
+  CHECK(error_of([&] { VideoClassifier bad(o); }).find("unknown backbone 'vgg11'") !=
+        std::string::npos);
+}
