@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Makes ops.safetensors, lstm.safetensors and cnn.safetensors: inputs, outputs and gradients of
 every differentiable op of reel's core, of nn.LSTM, and of the CNN layers (conv2d, batch_norm,
-max_pool2d, adaptive_avg_pool2d) and a narrow torchvision ResNet-18/34, and optim.safetensors:
-torch.optim's updates, schedules and gradient clipping (keys above its part), computed by PyTorch
+max_pool2d, adaptive_avg_pool2d) and a narrow torchvision ResNet-18/34, optim.safetensors:
+torch.optim's updates, schedules and gradient clipping, and video.safetensors: the CNN-LSTM video
+classifier with each of its five fusions (keys above their parts), computed by PyTorch
 in float64 and stored as float32 (int64 buffers as I64). tests/core/test_reference.cpp and the layer
 tests run the same ops in reel on the same inputs and compare. reel itself never needs Python;
 run this only to change the fixtures:
@@ -10,7 +11,8 @@ run this only to change the fixtures:
     pip install torch torchvision && python3 tests/reference/make_fixtures.py
 
 Each part has its own seed, so adding one leaves the others' bytes as they were. The keys of
-lstm.safetensors and cnn.safetensors are described above their parts below.
+lstm.safetensors, cnn.safetensors, optim.safetensors and video.safetensors are described above
+their parts below.
 
 Keys of ops.safetensors: "<case>.in<i>" inputs, "<case>.gout" the upstream gradient, "<case>.out" the output and
 "<case>.grad<i>" d(sum(out * gout))/d(in<i>). Cross-entropy targets are "<case>.targets".
@@ -282,12 +284,12 @@ class NarrowResNet(ResNet):
                 nn.init.constant_(m.bias, 0)
 
 
-def narrow_resnet(name, layers, reference, width=8):
-    m = NarrowResNet(layers, width, num_classes=10).double()
-    assert list(m.state_dict()) == list(reference(num_classes=10).state_dict()), name
+def nontrivial_bn_f32(m):
+    """Gives every BatchNorm2d of m random affine parameters and running statistics (so that BN is
+    not the identity) and rounds every floating-point tensor of m's state to float32."""
     with torch.no_grad():
         for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):  # so that BN is not the identity
+            if isinstance(mod, torch.nn.BatchNorm2d):
                 C = mod.num_features
                 mod.weight.copy_(1 + 0.2 * torch.randn(C, dtype=torch.float64))
                 mod.bias.copy_(0.2 * torch.randn(C, dtype=torch.float64))
@@ -297,6 +299,12 @@ def narrow_resnet(name, layers, reference, width=8):
         for t in m.state_dict().values():
             if t.is_floating_point():
                 t.copy_(f32(t))
+
+
+def narrow_resnet(name, layers, reference, width=8):
+    m = NarrowResNet(layers, width, num_classes=10).double()
+    assert list(m.state_dict()) == list(reference(num_classes=10).state_dict()), name
+    nontrivial_bn_f32(m)
     state = {k: v.clone() for k, v in m.state_dict().items()}
     for k, v in state.items():
         cnn[f"{name}.p.{k}"] = v
@@ -434,3 +442,118 @@ for name, max_norm, norm_type in (("l2", 1.0, 2.0), ("l2_unclipped", 100.0, 2.0)
     for i, p in enumerate(ps):
         optim[f"clip.{name}.g.{i}"] = p.grad
 write(os.path.join(here, "optim.safetensors"), optim)
+
+# ---- video.safetensors: reel's CNN-LSTM video classifier (a narrow ResNet-18 per frame, an LSTM
+# over the frames, a linear head) with each fusion of the frame features, in float64 from its own
+# seed, for the video model's tests. Width 4, feature dim 12, hidden 10, 2 LSTM layers, 5 classes;
+# input [B=3, T=4, 3, 32, 32] with lengths [4, 2, 3]; every input and parameter rounded to
+# float32 first. All five fusions share one CNN state and one input; each has its own LSTM,
+# attention and head parameters. Keys:
+#   video.input [3, 4, 3, 32, 32], video.lengths [3] (as float)
+#   video.p.cnn.<cnn state_dict name>    the shared CNN (cnn.fc included; num_batches_tracked as I64)
+#   <fusion>.p.<name>                    for fusion in last, mean, concat, attention, pool: the
+#                                        parameters that are not the CNN's (lstm.*, attention.*, fc.*)
+#   <fusion>.output [3, 5], <fusion>.grad_output [3, 5], <fusion>.grad.input [3, 4, 3, 32, 32],
+#   <fusion>.grad.<parameter>            every parameter, cnn.* included, after one train-mode
+#                                        forward from the state above (all B*T frames through the
+#                                        CNN, so BN's batch statistics include the padded frames)
+#   <fusion>.buffers.<BN buffer>         cnn.*.running_mean/running_var/num_batches_tracked after it
+#   last_eval.lengths [3] (all 4), last_eval.output, last_eval.grad_output, last_eval.grad.input
+#                                        the state of "last" in eval mode, on video.input
+# grad_output is the upstream gradient; grad.* are d(sum(output * grad_output))/d(*).
+video = {}
+
+
+def video_cnn(width, feature_dim):
+    cnn_net = NarrowResNet([2, 2, 2, 2], width, num_classes=10)
+    cnn_net.fc = torch.nn.Linear(8 * width, feature_dim)
+    return cnn_net
+
+
+class CnnLstm(torch.nn.Module):
+    """The PyTorch twin of reel's CNN-LSTM video classifier; fusion: last, mean, concat,
+    attention or pool (no LSTM: the mean of the valid frames' features)."""
+
+    def __init__(self, width, feature_dim, hidden, num_layers, num_classes, fusion):
+        super().__init__()
+        self.fusion, self.feature_dim = fusion, feature_dim
+        self.cnn = video_cnn(width, feature_dim)
+        if fusion != "pool":
+            self.lstm = torch.nn.LSTM(feature_dim, hidden, num_layers, batch_first=True)
+        if fusion == "attention":
+            self.attention = torch.nn.Linear(hidden, 1)
+        head_in = {"last": hidden, "mean": hidden, "attention": hidden,
+                   "concat": feature_dim + hidden, "pool": feature_dim}[fusion]
+        self.fc = torch.nn.Linear(head_in, num_classes)
+
+    def forward(self, x, lengths):  # x [B, T, 3, S, S], lengths int64 [B] in 1..T
+        B, T = x.shape[:2]
+        feats = self.cnn(x.flatten(0, 1)).view(B, T, self.feature_dim)  # padded frames too
+        mask = torch.arange(T)[None, :] < lengths[:, None]  # [B, T] valid steps
+        mean_feat = (feats * mask[..., None]).sum(1) / lengths[:, None]
+        if self.fusion == "pool":
+            return self.fc(mean_feat)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(feats, lengths, batch_first=True,
+                                                         enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=T)
+        last = out[torch.arange(B), lengths - 1]  # [B, H]
+        if self.fusion == "last":
+            fused = last
+        elif self.fusion == "mean":
+            fused = out.sum(1) / lengths[:, None]
+        elif self.fusion == "concat":
+            fused = torch.cat([mean_feat, last], dim=1)  # the CNN's feature first, then the LSTM's
+        else:  # attention
+            s = self.attention(out).squeeze(-1).masked_fill(~mask, float("-inf"))
+            w = torch.softmax(s, 1)
+            fused = (w[..., None] * out).sum(1)
+        return self.fc(fused)
+
+
+torch.manual_seed(5)
+V_WIDTH, V_FEAT, V_HIDDEN, V_LAYERS, V_CLASSES = 4, 12, 10, 2, 5
+shared_cnn = video_cnn(V_WIDTH, V_FEAT).double()
+nontrivial_bn_f32(shared_cnn)
+cnn_state = {k: v.clone() for k, v in shared_cnn.state_dict().items()}
+for k, v in cnn_state.items():
+    video[f"video.p.cnn.{k}"] = v
+v_input = f32(torch.randn(3, 4, 3, 32, 32, dtype=torch.float64))
+v_lengths = torch.tensor([4, 2, 3])
+video["video.input"], video["video.lengths"] = v_input, v_lengths.double()
+
+
+def video_case(name, m, lengths, training):
+    m.zero_grad(set_to_none=True)
+    m.train(training)
+    x = v_input.clone().requires_grad_(True)
+    out = m(x, lengths)
+    gout = f32(torch.randn(out.shape, dtype=torch.float64))
+    out.backward(gout)
+    video[f"{name}.output"], video[f"{name}.grad_output"] = out.detach(), gout
+    video[f"{name}.grad.input"] = x.grad
+    if training:
+        for k, v in m.named_parameters():
+            video[f"{name}.grad.{k}"] = v.grad
+        for k, v in m.named_buffers():
+            video[f"{name}.buffers.{k}"] = v.clone()
+
+
+for fusion in ("last", "mean", "concat", "attention", "pool"):
+    m = CnnLstm(V_WIDTH, V_FEAT, V_HIDDEN, V_LAYERS, V_CLASSES, fusion).double()
+    m.cnn.load_state_dict(cnn_state)
+    with torch.no_grad():
+        for k, p in m.named_parameters():
+            if not k.startswith("cnn."):
+                p.copy_(f32(p))
+                video[f"{fusion}.p.{k}"] = p.detach().clone()
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    video_case(fusion, m, v_lengths, training=True)
+    if fusion == "last":
+        m.load_state_dict(state)
+        eval_lengths = torch.tensor([4, 4, 4])
+        video["last_eval.lengths"] = eval_lengths.double()
+        video_case("last_eval", m, eval_lengths, training=False)
+path = os.path.join(here, "video.safetensors")
+write(path, video)
+print(f"{path}: {os.path.getsize(path)} bytes")
