@@ -19,6 +19,7 @@
 #include "reel/core/reel.h"
 #include "reel/layers/lstm.h"
 #include "reel/layers/resnet.h"
+#include "reel/layers/video.h"
 
 namespace reel::apps {
 
@@ -41,7 +42,7 @@ nlohmann::json read_model(const std::string& path) {
   }
   REEL_CHECK(
       j.is_object() && j.contains("arch") && j["arch"].is_string(),
-      "--model " << path << ": expected an object with \"arch\" (resnet18, resnet34 or lstm)");
+      "--model " << path << ": expected an object with \"arch\" (resnet18, resnet34, lstm or cnn_lstm)");
   return j;
 }
 
@@ -58,6 +59,14 @@ bool get_bool(const nlohmann::json& j, const std::string& path, const char* key,
   return j[key].get<bool>();
 }
 
+std::string get_string(const nlohmann::json& j, const std::string& path, const char* key,
+                       const std::string& def) {
+  if (!j.contains(key)) return def;
+  REEL_CHECK(j[key].is_string(),
+             "--model " << path << ": \"" << key << "\" must be a string, got " << j[key].dump());
+  return j[key].get<std::string>();
+}
+
 void check_keys(const nlohmann::json& j, const std::string& path, const std::set<std::string>& ok) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (ok.count(it.key())) continue;
@@ -66,6 +75,18 @@ void check_keys(const nlohmann::json& j, const std::string& path, const std::set
     throw Error("--model " + path + ": unknown key \"" + it.key() + "\" for " +
                 j["arch"].get<std::string>() + " (expected " + list + ")");
   }
+}
+
+// "lengths": [B] valid steps per sequence (as pack_padded_sequence's), stored as numbers.
+std::vector<int64_t> lengths_of(const TensorMap& in, const std::string& file) {
+  std::vector<int64_t> lengths;
+  if (!in.count("lengths")) return lengths;
+  for (float v : in.at("lengths").to_vector()) {
+    REEL_CHECK(v == static_cast<float>(static_cast<int64_t>(v)),
+               "--input " << file << ": \"lengths\" holds " << v << ", not a whole number");
+    lengths.push_back(static_cast<int64_t>(v));
+  }
+  return lengths;
 }
 
 Tensor find(const TensorMap& m, const std::string& file, const std::string& key) {
@@ -81,6 +102,7 @@ int run_forward(const ForwardArgs& a) {
   std::shared_ptr<Module> model;
   std::shared_ptr<ResNet> resnet;
   std::shared_ptr<LSTM> lstm;
+  std::shared_ptr<VideoClassifier> video;
   if (arch == "resnet18" || arch == "resnet34") {
     check_keys(spec, a.model, {"arch", "num_classes", "width", "in_channels"});
     ResNetOptions o;
@@ -101,9 +123,26 @@ int run_forward(const ForwardArgs& a) {
     o.batch_first = get_bool(spec, a.model, "batch_first", false);
     o.bidirectional = get_bool(spec, a.model, "bidirectional", false);
     model = lstm = std::make_shared<LSTM>(o);
+  } else if (arch == "cnn_lstm") {
+    check_keys(spec, a.model,
+               {"arch", "backbone", "width", "feature_dim", "hidden_size", "num_layers",
+                "num_classes", "fusion"});
+    VideoClassifierOptions o;
+    o.backbone = get_string(spec, a.model, "backbone", o.backbone);
+    o.width = get_int(spec, a.model, "width", o.width);
+    o.feature_dim = get_int(spec, a.model, "feature_dim", o.feature_dim);
+    o.hidden_size = get_int(spec, a.model, "hidden_size", o.hidden_size);
+    o.num_layers = get_int(spec, a.model, "num_layers", o.num_layers);
+    o.num_classes = get_int(spec, a.model, "num_classes", o.num_classes);
+    try {
+      o.fusion = parse_fusion(get_string(spec, a.model, "fusion", "last"));
+      model = video = std::make_shared<VideoClassifier>(o);
+    } catch (const Error& e) {
+      throw Error("--model " + a.model + ": " + e.what());
+    }
   } else {
     throw Error("--model " + a.model + ": unknown arch \"" + arch +
-                "\" (expected resnet18, resnet34 or lstm)");
+                "\" (expected resnet18, resnet34, lstm or cnn_lstm)");
   }
   try {
     model->load_state_dict(load_safetensors(a.weights));
@@ -117,9 +156,10 @@ int run_forward(const ForwardArgs& a) {
   // Every tensor of the input file must mean something for this model: a misspelt
   // "grad_hn" would otherwise drop its term from the gradients without a word.
   const std::set<std::string> known =
-      resnet ? std::set<std::string>{"input", "grad_output"}
-             : std::set<std::string>{"input",       "h0",       "c0",      "lengths",
-                                     "grad_output", "grad_h_n", "grad_c_n"};
+      resnet  ? std::set<std::string>{"input", "grad_output"}
+      : video ? std::set<std::string>{"input", "lengths", "grad_output"}
+              : std::set<std::string>{"input",       "h0",       "c0",      "lengths",
+                                      "grad_output", "grad_h_n", "grad_c_n"};
   for (const auto& [k, t] : in) {
     if (known.count(k)) continue;
     std::string list;
@@ -138,6 +178,10 @@ int run_forward(const ForwardArgs& a) {
       Tensor y = resnet->forward(x);
       out["output"] = y;
       heads.push_back({y, "grad_output"});
+    } else if (video) {
+      Tensor y = video->forward(x, lengths_of(in, a.input));
+      out["output"] = y;
+      heads.push_back({y, "grad_output"});
     } else {
       REEL_CHECK(in.count("h0") == in.count("c0"),
                  "--input " << a.input << ": give \"h0\" and \"c0\" together, or neither");
@@ -149,17 +193,7 @@ int run_forward(const ForwardArgs& a) {
           c0.requires_grad_();
         }
       }
-      // lengths: [B] valid steps per sequence (as pack_padded_sequence's), stored as numbers.
-      std::vector<int64_t> lengths;
-      if (in.count("lengths")) {
-        for (float v : in.at("lengths").to_vector()) {
-          REEL_CHECK(
-              v == static_cast<float>(static_cast<int64_t>(v)),
-              "--input " << a.input << ": \"lengths\" holds " << v << ", not a whole number");
-          lengths.push_back(static_cast<int64_t>(v));
-        }
-      }
-      const LstmOutput y = lstm->forward(x, lengths, h0, c0);
+      const LstmOutput y = lstm->forward(x, lengths_of(in, a.input), h0, c0);
       out["output"] = y.output;
       out["h_n"] = y.h_n;
       out["c_n"] = y.c_n;

@@ -145,6 +145,51 @@ TEST_CASE("reel forward: nn.LSTM with initial states and gradients equals PyTorc
   }
 }
 
+TEST_CASE("reel forward: the CNN-LSTM video classifier in training mode equals its PyTorch twin") {
+  // tests/reference/video.safetensors: a width-4 ResNet-18, F 12, H 10, two layers, clips of
+  // lengths 4, 2, 3 (make_fixtures.py's CnnLstm). Tolerances as in tests/layers/test_video.cpp.
+  static const TensorMap f =
+      load_safetensors(REEL_SOURCE_DIR "/tests/reference/video.safetensors");
+  for (const std::string fusion : {"last", "attention"}) {
+    INFO(fusion);
+    TensorMap w = strip("video.p.", f);
+    for (const auto& [k, v] : strip(fusion + ".p.", f)) w[k] = v;
+    save_safetensors(kTmp + "video_w.safetensors", w);
+    save_safetensors(kTmp + "video_x.safetensors",
+                     {{"input", f.at("video.input")},
+                      {"lengths", f.at("video.lengths")},
+                      {"grad_output", f.at(fusion + ".grad_output")}});
+    write_text(kTmp + "video.json",
+               R"({"arch": "cnn_lstm", "backbone": "resnet18", "width": 4, "feature_dim": 12,
+                   "hidden_size": 10, "num_layers": 2, "num_classes": 5, "fusion": ")" +
+                   fusion + R"("})");
+    std::remove((kTmp + "video_y.safetensors").c_str());
+    std::string err;
+    const int rc = run_reel("forward --model " + kTmp + "video.json --weights " + kTmp +
+                                "video_w.safetensors --input " + kTmp +
+                                "video_x.safetensors --output " + kTmp +
+                                "video_y.safetensors --train --grad",
+                            &err);
+    INFO(err);
+    REQUIRE(rc == 0);
+    const TensorMap y = load_safetensors(kTmp + "video_y.safetensors");
+    check_close(y.at("output"), f.at(fusion + ".output"), 1e-4f, "output");
+    int grads = 0, buffers = 0;
+    for (const auto& [k, v] : strip(fusion + ".grad.", f)) {
+      INFO("grad." << k);
+      REQUIRE(y.count("grad." + k));
+      check_close(y.at("grad." + k), v, 1e-3f, k);
+      ++grads;
+    }
+    for (const auto& [k, v] : strip(fusion + ".buffers.", f)) {
+      check_close(y.at(k), v, 1e-4f, k);
+      ++buffers;
+    }
+    CHECK(grads == (fusion == "last" ? 73 : 75));  // input, 62 of the CNN, 8 LSTM, fc (+ attention)
+    CHECK(buffers == 60);
+  }
+}
+
 TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
   save_safetensors(kTmp + "w.safetensors", strip("resnet18.p."));
   save_safetensors(kTmp + "x.safetensors", {{"input", fixtures().at("resnet18.eval.input")}});
@@ -156,6 +201,8 @@ TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
   write_text(kTmp + "typo.json", R"({"arch": "resnet18", "num_clases": 10})");
   write_text(kTmp + "vgg.json", R"({"arch": "vgg16"})");
   write_text(kTmp + "broken.json", R"({"arch": "resnet18",)");
+  write_text(kTmp + "fusion.json", R"({"arch": "cnn_lstm", "width": 8, "fusion": "max"})");
+  write_text(kTmp + "backbone.json", R"({"arch": "cnn_lstm", "backbone": 18})");
   struct Case {
     std::string model, input, flags;
     std::vector<std::string> says;
@@ -168,6 +215,11 @@ TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
         "conv1.weight (checkpoint [8, 3, 7, 7], module [16, 3, 7, 7])"}},
       {"typo.json", "x.safetensors", "", {"--model", "typo.json", "unknown key \"num_clases\""}},
       {"vgg.json", "x.safetensors", "", {"unknown arch \"vgg16\""}},
+      {"fusion.json", "x.safetensors", "", {"--model", "fusion.json", "unknown fusion 'max'"}},
+      {"backbone.json",
+       "x.safetensors",
+       "",
+       {"--model", "backbone.json", "\"backbone\" must be a string"}},
       {"broken.json", "x.safetensors", "", {"--model", "broken.json", "not valid JSON"}},
       {"r18.json",
        "nokey.safetensors",
