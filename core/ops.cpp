@@ -73,11 +73,12 @@ Tensor unary(math::Unary op, const char* name, const Tensor& x) {
   REEL_KERNEL(dev, unary_forward, op, x.data(), y.data(), x.numel());
   if (any_requires_grad({&x})) {
     auto node = record(name, y, {x});
-    // Keep only what the derivative reads: the input (log, relu) or the output (exp, tanh,
-    // sigmoid); slot 0 holds it (or nothing, for neg).
-    const bool needs_x = op == math::Unary::Log || op == math::Unary::Relu;
-    const bool needs_y =
-        op == math::Unary::Exp || op == math::Unary::Tanh || op == math::Unary::Sigmoid;
+    // Keep only what the derivative reads: the input (log) or the output (exp, tanh, sigmoid,
+    // relu); slot 0 holds it (or nothing, for neg). Relu keeps its output, which the next
+    // convolution keeps anyway, so that the input (a BatchNorm's output) can be freed.
+    const bool needs_x = op == math::Unary::Log;
+    const bool needs_y = op == math::Unary::Exp || op == math::Unary::Tanh ||
+                         op == math::Unary::Sigmoid || op == math::Unary::Relu;
     node->save(needs_x ? x : needs_y ? y : Tensor());
     node->backward = [op, needs_x, needs_y](Node& self, const Grads& grads) {
       const Tensor& g = grads[0];

@@ -48,7 +48,9 @@ REEL_HD float unary_backward(Unary op, float g, float x, float y) {
     case Unary::Sigmoid:
       return g * y * (1.0f - y);
     case Unary::Relu:
-      return x > 0.0f ? g : 0.0f;  // PyTorch: gradient 0 at x == 0
+      // From the output, so that the input need not be kept: y > 0 exactly when x > 0
+      // (PyTorch: gradient 0 at x == 0).
+      return y > 0.0f ? g : 0.0f;
   }
   return 0.0f;
 }

@@ -86,9 +86,9 @@ void unary_backward(math::Unary op, const float* g, const float* x, const float*
                     int64_t n) {
   const auto fn = vec_table().unary_backward[static_cast<int>(op)];
   // x or y is null-safe only where the op does not read it; offset only what is read.
-  const bool reads_x = op == math::Unary::Log || op == math::Unary::Relu;
-  const bool reads_y =
-      op == math::Unary::Exp || op == math::Unary::Tanh || op == math::Unary::Sigmoid;
+  const bool reads_x = op == math::Unary::Log;
+  const bool reads_y = op == math::Unary::Exp || op == math::Unary::Tanh ||
+                       op == math::Unary::Sigmoid || op == math::Unary::Relu;
   for_each_range(n, unary_cost(op), 16, [&](int64_t b, int64_t e) {
     fn(g + b, reads_x ? x + b : x, reads_y ? y + b : y, dx + b, e - b);
   });

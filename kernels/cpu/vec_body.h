@@ -206,7 +206,8 @@ REEL_VEC_INLINE F<V> unary_b(F<V> g, F<V> x, F<V> y) {
   if constexpr (Op == 2) return g / x;
   if constexpr (Op == 3) return g * (splat<V>(1.0f) - y * y);
   if constexpr (Op == 4) return g * y * (splat<V>(1.0f) - y);
-  if constexpr (Op == 5) return select<V>(x > splat<V>(0.0f), g, splat<V>(0.0f));
+  if constexpr (Op == 5)
+    return select<V>(y > splat<V>(0.0f), g, splat<V>(0.0f));  // y > 0 iff x > 0
 }
 
 template <class V, int Op>
@@ -294,7 +295,7 @@ REEL_VEC_ENTRY void unary_fwd(const float* x, float* y, int64_t n) {
       y, n, x != y, [](F<V> v) { return unary_f<V, Op>(v); }, In<V, true>(x));
 }
 
-// Reads only what the derivative needs (x for log and relu, y for exp, tanh and sigmoid).
+// Reads only what the derivative needs (x for log; y for exp, tanh, sigmoid and relu).
 template <class V, int Op>
 REEL_VEC_ENTRY void unary_bwd(const float* g, const float* x, const float* y, float* dx,
                               int64_t n) {
@@ -304,7 +305,7 @@ REEL_VEC_ENTRY void unary_bwd(const float* g, const float* x, const float* y, fl
   };
   if constexpr (Op == 0) {
     map([unused](F<V> gv) { return unary_b<V, Op>(gv, unused, unused); }, In<V, true>(g));
-  } else if constexpr (Op == 2 || Op == 5) {
+  } else if constexpr (Op == 2) {
     map([unused](F<V> gv, F<V> xv) { return unary_b<V, Op>(gv, xv, unused); }, In<V, true>(g),
         In<V, true>(x));
   } else {
