@@ -1,8 +1,10 @@
 #include "reel/core/allocator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -28,7 +30,14 @@ namespace reel {
 
 namespace {
 
-// Size-classed free lists over a raw allocator; shared by host and device memory.
+// A caching pool over a raw allocator; shared by host and device memory. Two parts:
+//  - small requests (under kLargeBytes): free lists per size class, a freed block kept for the
+//    next request of its class;
+//  - large ones (activations, gradients, workspaces): segments taken from the system and carved
+//    into blocks, first fit in address order. A request takes the lowest free block that holds
+//    it, split so that the rest stays free; a freed block merges with its free neighbours in the
+//    segment. A training step asks for tensors of many sizes, and free lists per class would hold
+//    the peak of every class at once (measured: a third more memory per frame of a ResNet step).
 class CachingPool {
  public:
   // host_addressable: the blocks can be poisoned for AddressSanitizer.
@@ -36,8 +45,13 @@ class CachingPool {
               bool host_addressable)
       : get_(std::move(get)), put_(std::move(put)), poison_(host_addressable) {}
 
+  static constexpr std::size_t kLargeBytes = std::size_t{1} << 20;
+  static constexpr std::size_t kLargeGrain = 4096;  // large blocks are whole pages
+  static constexpr std::size_t kSegmentBytes = std::size_t{256} << 20;
+
   void* allocate(std::size_t bytes) {
     if (bytes == 0) return nullptr;
+    if (bytes >= kLargeBytes) return allocate_large(bytes);
     const std::size_t cls = allocation_size_class(bytes);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -52,15 +66,7 @@ class CachingPool {
         return p;
       }
     }
-    void* p = nullptr;
-    try {
-      p = get_(cls);
-    } catch (const Error&) {  // a failed cudaMalloc throws
-    }
-    if (!p) {  // give the cache back and try once more (this time a failure propagates)
-      empty_cache();
-      p = get_(cls);
-    }
+    void* p = from_system(cls);
     if (!p) return nullptr;
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.system_allocations;
@@ -72,6 +78,7 @@ class CachingPool {
 
   void release(void* p, std::size_t bytes) {
     if (!p) return;
+    if (bytes >= kLargeBytes) return release_large(p);
     const std::size_t cls = allocation_size_class(bytes);
     std::lock_guard<std::mutex> lock(mu_);
     if (poison_) REEL_POISON(p, cls);
@@ -90,6 +97,8 @@ class CachingPool {
     stats_.peak_in_use_bytes = stats_.in_use_bytes;
   }
 
+  // Returns every cached small block and every wholly free segment to the system (a segment
+  // with a block in use keeps its free blocks, as PyTorch's CUDA allocator does).
   void empty_cache() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [cls, blocks] : free_) {
@@ -101,9 +110,127 @@ class CachingPool {
       stats_.cached_bytes -= cls * blocks.size();
       blocks.clear();
     }
+    for (auto it = large_free_.begin(); it != large_free_.end();) {
+      Block* b = it->second;
+      if (b->prev || b->next) {
+        ++it;
+        continue;
+      }
+      if (poison_) REEL_UNPOISON(b->ptr, b->size);
+      put_(b->ptr);
+      stats_.system_bytes -= b->size;
+      stats_.cached_bytes -= b->size;
+      delete b;
+      it = large_free_.erase(it);
+    }
   }
 
  private:
+  // A block of a large segment: neighbours in address order within its segment.
+  struct Block {
+    char* ptr;
+    std::size_t size;
+    bool free;
+    Block* prev;
+    Block* next;
+  };
+
+  void* from_system(std::size_t bytes) {
+    void* p = nullptr;
+    try {
+      p = get_(bytes);
+    } catch (const Error&) {  // a failed cudaMalloc throws
+    }
+    if (!p) {  // give the cache back and try once more (this time a failure propagates)
+      empty_cache();
+      p = get_(bytes);
+    }
+    return p;
+  }
+
+  void* allocate_large(std::size_t bytes) {
+    const std::size_t size = (bytes + kLargeGrain - 1) / kLargeGrain * kLargeGrain;
+    Block* b = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // First fit in address order: the lowest free block that holds the request, so that the
+      // pages in use stay packed at the start of the segments and their tails are never
+      // touched (best fit scatters a step's tensors over more pages).
+      auto it = large_free_.begin();
+      while (it != large_free_.end() && it->second->size < size) ++it;
+      if (it != large_free_.end()) {
+        b = it->second;
+        large_free_.erase(it);
+        stats_.cached_bytes -= b->size;
+        ++stats_.cache_hits;
+        if (b->size - size >= kLargeGrain) {  // split: the rest stays free
+          Block* rest = new Block{b->ptr + size, b->size - size, true, b, b->next};
+          if (b->next) b->next->prev = rest;
+          b->next = rest;
+          b->size = size;
+          large_free_.insert({rest->ptr, rest});
+          stats_.cached_bytes += rest->size;
+        }
+      }
+    }
+    if (!b) {
+      // A new segment of at least kSegmentBytes, so that the blocks carved from it can merge
+      // again into room for any later request (pages never touched cost no memory).
+      const std::size_t seg = std::max(size, kSegmentBytes);
+      void* p = from_system(seg);
+      if (!p) return nullptr;
+      b = new Block{static_cast<char*>(p), seg, true, nullptr, nullptr};
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.system_allocations;
+      stats_.system_bytes += seg;
+      if (seg > size) {
+        Block* rest = new Block{b->ptr + size, seg - size, true, b, nullptr};
+        b->next = rest;
+        b->size = size;
+        large_free_.insert({rest->ptr, rest});
+        stats_.cached_bytes += rest->size;
+        if (poison_) REEL_POISON(rest->ptr, rest->size);
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    b->free = false;
+    large_used_[b->ptr] = b;
+    add_in_use(b->size);
+    hand_out(b->ptr, bytes, b->size);
+    return b->ptr;
+  }
+
+  void release_large(void* p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = large_used_.find(p);
+    if (it == large_used_.end()) return;  // not ours: nothing to do (never happens)
+    Block* b = it->second;
+    large_used_.erase(it);
+    stats_.in_use_bytes -= b->size;
+    stats_.cached_bytes += b->size;
+    if (poison_) REEL_POISON(b->ptr, b->size);
+    b->free = true;
+    // Merge with the free neighbours (their own entries leave the free set).
+    if (b->next && b->next->free) {
+      Block* n = b->next;
+      large_free_.erase(n->ptr);
+      b->size += n->size;
+      b->next = n->next;
+      if (n->next) n->next->prev = b;
+      delete n;
+    }
+    if (b->prev && b->prev->free) {
+      Block* q = b->prev;
+      large_free_.erase(q->ptr);
+      q->size += b->size;
+      q->next = b->next;
+      if (b->next) b->next->prev = q;
+      delete b;
+      b = q;
+    }
+    large_free_.insert({b->ptr, b});
+  }
+
   void add_in_use(std::size_t bytes) {  // with mu_ held
     stats_.in_use_bytes += bytes;
     if (stats_.in_use_bytes > stats_.peak_in_use_bytes)
@@ -120,6 +247,8 @@ class CachingPool {
   std::function<void(void*)> put_;
   std::mutex mu_;
   std::unordered_map<std::size_t, std::vector<void*>> free_;  // size class -> blocks
+  std::map<char*, Block*> large_free_;                        // free large blocks by address
+  std::unordered_map<void*, Block*> large_used_;
   AllocatorStats stats_;
   bool poison_;
 };

@@ -54,8 +54,9 @@ class Buffer {
   Device device_;
 };
 
-// Rounds a request up to its size class: 64-byte multiples up to 512 bytes, then four classes
-// per power of two, so at most 25% of a block is slack.
+// Rounds a request under 1 MiB up to its size class: 64-byte multiples up to 512 bytes, then
+// four classes per power of two, so at most 25% of a block is slack. Larger requests are whole
+// pages carved from cached segments (best fit, split, merged again when freed).
 std::size_t allocation_size_class(std::size_t bytes);
 
 // Host memory, 64-byte aligned, from the caching pool. allocate(0) returns nullptr.
