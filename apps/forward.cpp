@@ -42,7 +42,8 @@ nlohmann::json read_model(const std::string& path) {
   }
   REEL_CHECK(
       j.is_object() && j.contains("arch") && j["arch"].is_string(),
-      "--model " << path << ": expected an object with \"arch\" (resnet18, resnet34, lstm or cnn_lstm)");
+      "--model " << path
+                 << ": expected an object with \"arch\" (resnet18, resnet34, lstm or cnn_lstm)");
   return j;
 }
 

@@ -65,11 +65,11 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   // A checkpoint's recomputation (core/autograd.h) normalises as the forward did, but the
   // running statistics were updated once already.
   const bool update = training && !recomputing();
-  Tensor y = update ? batch_norm(x, running_mean_, running_var_, weight_, bias_, true, momentum_,
-                                 eps_)
-                    : batch_norm(x, training ? Tensor() : running_mean_,
-                                 training ? Tensor() : running_var_, weight_, bias_, training,
-                                 momentum_, eps_);
+  Tensor y =
+      update
+          ? batch_norm(x, running_mean_, running_var_, weight_, bias_, true, momentum_, eps_)
+          : batch_norm(x, training ? Tensor() : running_mean_, training ? Tensor() : running_var_,
+                       weight_, bias_, training, momentum_, eps_);
   if (update) {
     NoGradGuard guard;
     num_batches_tracked_.add_(Tensor::ones({}, num_batches_tracked_.device()));

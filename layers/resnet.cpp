@@ -107,9 +107,16 @@ Tensor ResNet::features(const Tensor& x) {
   REEL_CHECK(x.size(2) >= kResNetMinInput && x.size(3) >= kResNetMinInput,
              me << ": the input " << shape_str(x.shape()) << " is too small: " << me
                 << " needs frames of at least " << kResNetMinInput << "x" << kResNetMinInput);
-  Tensor y = named(me + ": conv1", [&] { return conv1_->forward(x); });
-  y = relu(named(me + ": bn1", [&] { return bn1_->forward(y); }));
-  y = maxpool_.forward(y);
+  // The stem (conv1, bn1, relu, maxpool): with recompute on, it keeps only its input (the
+  // frames, which exist anyway) instead of two full-resolution maps.
+  auto stem = [this, me](const Tensor& in) {
+    Tensor s = named(me + ": conv1", [&] { return conv1_->forward(in); });
+    s = relu(named(me + ": bn1", [&] { return bn1_->forward(s); }));
+    return maxpool_.forward(s);
+  };
+  std::vector<Tensor> stem_params = conv1_->parameters();
+  for (const Tensor& p : bn1_->parameters()) stem_params.push_back(p);
+  Tensor y = recompute_ ? checkpoint(stem, x, stem_params) : stem(x);
   for (size_t s = 0; s < stages_.size(); ++s)
     for (size_t b = 0; b < stages_[s]->blocks.size(); ++b) {
       const std::string where = me + ": layer" + std::to_string(s + 1) + "." + std::to_string(b);

@@ -49,9 +49,9 @@ class ResNet : public Module {
   // The last layer (Linear(feature_size(), num_classes)), for models that put their own head
   // there.
   Linear& fc() { return *fc_; }
-  // Recompute: keep only each residual block's input during the forward and compute the block
-  // again in the backward (core/autograd.h checkpoint()): less memory, about one more forward
-  // of the blocks in time.
+  // Recompute: keep only the input of the stem (conv1 to maxpool) and of each residual block
+  // during the forward, and compute them again in the backward (core/autograd.h checkpoint()):
+  // less memory, about one more forward in time.
   void set_recompute(bool on) { recompute_ = on; }
   bool recompute() const { return recompute_; }
 

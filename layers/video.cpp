@@ -42,9 +42,9 @@ Fusion parse_fusion(const std::string& name) {
 std::string fusion_name(Fusion fusion) { return kFusionNames[static_cast<int>(fusion)]; }
 
 VideoClassifier::VideoClassifier(const VideoClassifierOptions& o) : opts_(o) {
-  REEL_CHECK(o.backbone == "resnet18" || o.backbone == "resnet34",
-             "video classifier: unknown backbone '" << o.backbone
-                                                    << "': expected resnet18 or resnet34");
+  REEL_CHECK(
+      o.backbone == "resnet18" || o.backbone == "resnet34",
+      "video classifier: unknown backbone '" << o.backbone << "': expected resnet18 or resnet34");
   REEL_CHECK(o.feature_dim >= 1 && o.hidden_size >= 1 && o.num_layers >= 1 && o.num_classes >= 1,
              "video classifier: feature_dim "
                  << o.feature_dim << ", hidden_size " << o.hidden_size << ", num_layers "
@@ -108,8 +108,8 @@ Tensor VideoClassifier::forward(const Tensor& clips, const std::vector<int64_t>&
                                   << " clips (one per clip, or none)");
   for (size_t b = 0; b < lengths.size(); ++b)
     REEL_CHECK(lengths[b] >= 1 && lengths[b] <= T,
-               "video classifier: clip " << b << " has length " << lengths[b]
-                                         << ", outside 1.." << T << " (the clips' T)");
+               "video classifier: clip " << b << " has length " << lengths[b] << ", outside 1.."
+                                         << T << " (the clips' T)");
   const Device dev = clips.device();
   const Tensor frames = reshape(clips, {B * T, 3, clips.size(3), clips.size(4)});
   Tensor pooled;  // [B * T, 8 * width]

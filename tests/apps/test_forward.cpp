@@ -148,8 +148,7 @@ TEST_CASE("reel forward: nn.LSTM with initial states and gradients equals PyTorc
 TEST_CASE("reel forward: the CNN-LSTM video classifier in training mode equals its PyTorch twin") {
   // tests/reference/video.safetensors: a width-4 ResNet-18, F 12, H 10, two layers, clips of
   // lengths 4, 2, 3 (make_fixtures.py's CnnLstm). Tolerances as in tests/layers/test_video.cpp.
-  static const TensorMap f =
-      load_safetensors(REEL_SOURCE_DIR "/tests/reference/video.safetensors");
+  static const TensorMap f = load_safetensors(REEL_SOURCE_DIR "/tests/reference/video.safetensors");
   for (const std::string fusion : {"last", "attention"}) {
     INFO(fusion);
     TensorMap w = strip("video.p.", f);
@@ -165,11 +164,11 @@ TEST_CASE("reel forward: the CNN-LSTM video classifier in training mode equals i
                    fusion + R"("})");
     std::remove((kTmp + "video_y.safetensors").c_str());
     std::string err;
-    const int rc = run_reel("forward --model " + kTmp + "video.json --weights " + kTmp +
-                                "video_w.safetensors --input " + kTmp +
-                                "video_x.safetensors --output " + kTmp +
-                                "video_y.safetensors --train --grad",
-                            &err);
+    const int rc =
+        run_reel("forward --model " + kTmp + "video.json --weights " + kTmp +
+                     "video_w.safetensors --input " + kTmp + "video_x.safetensors --output " +
+                     kTmp + "video_y.safetensors --train --grad",
+                 &err);
     INFO(err);
     REQUIRE(rc == 0);
     const TensorMap y = load_safetensors(kTmp + "video_y.safetensors");

@@ -65,8 +65,8 @@ std::vector<float> train(VideoClassifier& model, const data::DigitClips& set, in
   for (int s = 0; s < steps; ++s) {
     const int64_t first = (s * batch) % (n - batch + 1);
     opt.zero_grad();
-    Tensor loss = cross_entropy(model.forward(batch_of(set, first, batch)),
-                                labels_of(set, first, batch));
+    Tensor loss =
+        cross_entropy(model.forward(batch_of(set, first, batch)), labels_of(set, first, batch));
     loss.backward();
     opt.step();
     losses.push_back(loss.item());

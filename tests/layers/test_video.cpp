@@ -46,8 +46,7 @@ Tensor scramble_past(const Tensor& x, int64_t b, int64_t n, uint64_t seed) {
 }
 
 const TensorMap& fixtures() {
-  static const TensorMap m =
-      load_safetensors(REEL_SOURCE_DIR "/tests/reference/video.safetensors");
+  static const TensorMap m = load_safetensors(REEL_SOURCE_DIR "/tests/reference/video.safetensors");
   return m;
 }
 
@@ -251,19 +250,23 @@ TEST_CASE("frozen backbone: no gradient into the ResNet, its BatchNorm in eval, 
 
 TEST_CASE("video classifier bad input: shapes, lengths and frame sizes named") {
   VideoClassifier m(small(Fusion::last));
-  CHECK(error_of([&] { m.forward(Tensor::zeros({2, 3, 32, 32})); })
-            .find("expected clips of shape [B, T, 3, H, W], got [2, 3, 32, 32]") !=
+  CHECK(error_of([&] {
+          m.forward(Tensor::zeros({2, 3, 32, 32}));
+        }).find("expected clips of shape [B, T, 3, H, W], got [2, 3, 32, 32]") !=
         std::string::npos);
   CHECK(error_of([&] { m.forward(clips(2, 3, 1), {3}); }).find("1 lengths for a batch of 2") !=
         std::string::npos);
-  CHECK(error_of([&] { m.forward(clips(2, 3, 1), {3, 4}); })
-            .find("clip 1 has length 4, outside 1..3") != std::string::npos);
-  CHECK(error_of([&] { m.forward(clips(2, 3, 1), {0, 3}); })
-            .find("clip 0 has length 0") != std::string::npos);
+  CHECK(error_of([&] {
+          m.forward(clips(2, 3, 1), {3, 4});
+        }).find("clip 1 has length 4, outside 1..3") != std::string::npos);
+  CHECK(error_of([&] {
+          m.forward(clips(2, 3, 1), {0, 3});
+        }).find("clip 0 has length 0") != std::string::npos);
   CHECK(error_of([&] { m.forward(clips(1, 2, 1, 16)); }).find("resnet18") != std::string::npos);
   CHECK(error_of([&] { m.forward(clips(1, 2, 1, 16)); }).find("32x32") != std::string::npos);
-  CHECK(error_of([] { parse_fusion("max"); })
-            .find("unknown fusion 'max': expected last, mean, concat, attention or pool") !=
+  CHECK(error_of([] {
+          parse_fusion("max");
+        }).find("unknown fusion 'max': expected last, mean, concat, attention or pool") !=
         std::string::npos);
   VideoClassifierOptions o = small(Fusion::last);
   o.backbone = "vgg11";
