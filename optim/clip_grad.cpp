@@ -28,6 +28,11 @@ double grad_norm(const Tensor& g, double norm_type) {
   return std::pow(acc, 1.0 / norm_type);
 }
 
+std::string describe_nonfinite(const std::string& name, const Tensor& p, double norm) {
+  return name + " of shape " + shape_str(p.shape()) + " (its gradient's norm is " +
+         (std::isnan(norm) ? "nan" : "inf") + ")";
+}
+
 }  // namespace
 
 double clip_grad_norm(const NamedTensors& params, double max_norm, double norm_type,
@@ -44,9 +49,7 @@ double clip_grad_norm(const NamedTensors& params, double max_norm, double norm_t
     const Tensor g = p.grad();
     if (!g.defined()) continue;
     const double n = grad_norm(g, norm_type);
-    if (!std::isfinite(n) && nonfinite.empty())
-      nonfinite = name + " of shape " + shape_str(p.shape()) + " (its gradient's norm is " +
-                  (std::isnan(n) ? "nan" : "inf") + ")";
+    if (!std::isfinite(n) && nonfinite.empty()) nonfinite = describe_nonfinite(name, p, n);
     if (std::isinf(norm_type))
       total = std::isnan(n) || std::isnan(total) ? NAN : std::max(total, n);
     else
@@ -71,6 +74,32 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
   NamedTensors named;
   for (size_t i = 0; i < params.size(); ++i) named.emplace_back(std::to_string(i), params[i]);
   return clip_grad_norm(named, max_norm, norm_type, error_if_nonfinite);
+}
+
+std::string first_nonfinite_grad(const NamedTensors& params) {
+  NoGradGuard no_grad;
+  for (const auto& [name, p] : params) {
+    if (!p.defined() || !p.grad().defined()) continue;
+    const double n = grad_norm(p.grad(), 2.0);
+    if (!std::isfinite(n)) return describe_nonfinite(name, p, n);
+  }
+  return "";
+}
+
+bool NonFiniteCheck::ok(int64_t step, float loss, const NamedTensors& params) {
+  std::string problem;
+  if (!std::isfinite(loss))
+    problem = std::string("the loss is ") + (std::isnan(loss) ? "nan" : "inf");
+  else if (std::string p = first_nonfinite_grad(params); !p.empty())
+    problem = "the gradient of " + p + " is not finite";
+  if (problem.empty()) return true;
+  if (!skip)
+    throw Error("step " + std::to_string(step) + ": " + problem +
+                " (lower the learning rate, clip the gradients, or skip such steps)");
+  for (const auto& [name, p] : params) p.zero_grad(true);
+  ++skipped;
+  last_problem = problem;
+  return false;
 }
 
 }  // namespace reel

@@ -1,6 +1,9 @@
 #pragma once
-// Gradient clipping by total norm, as torch.nn.utils.clip_grad_norm_.
+// Gradient clipping by total norm, as torch.nn.utils.clip_grad_norm_, and the check of a
+// training step's loss and gradients for NaN and infinity.
+#include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "reel/core/tensor.h"
@@ -23,5 +26,23 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
 // The same, naming parameters by their names in errors (Module::named_parameters()).
 double clip_grad_norm(const NamedTensors& params, double max_norm, double norm_type = 2.0,
                       bool error_if_nonfinite = true);
+
+// The first parameter, in order, whose gradient holds a NaN or an infinity, described as
+// "<name> of shape [...] (its gradient's norm is nan)"; empty when every gradient is finite.
+// One reduction per gradient on its device (a gradient whose 2-norm overflows float counts as
+// infinite too).
+std::string first_nonfinite_grad(const NamedTensors& params);
+
+// What a training loop does when a step's loss or a gradient is NaN or infinite: by default
+// stop with a reel::Error that names the step and the loss or the parameter; with skip, leave
+// the parameters as they are (the step's gradients are dropped), count the step and go on.
+struct NonFiniteCheck {
+  bool skip = false;
+  int64_t skipped = 0;       // steps skipped so far
+  std::string last_problem;  // what the last skipped step had ("the loss is nan", ...)
+  // Call between backward and the optimizer's step. True: the step may go on. False (skip on):
+  // the gradients of params were dropped (set to none); do not step.
+  bool ok(int64_t step, float loss, const NamedTensors& params);
+};
 
 }  // namespace reel

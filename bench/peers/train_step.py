@@ -25,7 +25,7 @@ import torch.nn.functional as F
 import torchvision
 from timing import timeit
 
-SHAPES = [(4, 8, 112), (2, 16, 112), (8, 8, 64), (8, 8, 112)]
+SHAPES = [(4, 8, 112), (2, 16, 112), (8, 8, 64), (8, 8, 112), (2, 8, 112)]
 
 
 class VideoModel(torch.nn.Module):

@@ -62,14 +62,16 @@ std::vector<float> train(VideoClassifier& model, const data::DigitClips& set, in
   model.train();
   std::vector<float> losses;
   const int64_t n = static_cast<int64_t>(set.labels.size());
+  NonFiniteCheck finite;  // a NaN or Inf loss or gradient stops the test, naming the step
+  const NamedTensors named = model.named_parameters();
   for (int s = 0; s < steps; ++s) {
     const int64_t first = (s * batch) % (n - batch + 1);
     opt.zero_grad();
     Tensor loss =
         cross_entropy(model.forward(batch_of(set, first, batch)), labels_of(set, first, batch));
     loss.backward();
-    opt.step();
     losses.push_back(loss.item());
+    if (finite.ok(s, losses.back(), named)) opt.step();
   }
   return losses;
 }

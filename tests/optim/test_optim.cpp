@@ -310,6 +310,39 @@ TEST_CASE("clip_grad_norm names the parameter whose gradient is not finite") {
   CHECK(error_of([&] { clip_grad_norm({a}, 1.0, 0.0); }).find("norm_type") != std::string::npos);
 }
 
+TEST_CASE(
+    "NonFiniteCheck: a NaN or Inf loss or gradient stops the run naming the step, or is skipped") {
+  Tensor a = Tensor::zeros({3}), b = Tensor::zeros({2, 2});
+  a.requires_grad_();
+  b.requires_grad_();
+  const NamedTensors named = {{"fc.bias", a}, {"fc.weight", b}};
+  a.set_grad(Tensor::ones({3}));
+  b.set_grad(Tensor::ones({2, 2}));
+  NonFiniteCheck check;
+  CHECK(check.ok(0, 1.5f, named));
+  CHECK(first_nonfinite_grad(named).empty());
+  CHECK(error_of([&] { check.ok(7, NAN, named); }).find("step 7: the loss is nan") !=
+        std::string::npos);
+  b.set_grad(Tensor::from_vector({1.0f, 2.0f, -INFINITY, 3.0f}, {2, 2}));
+  const std::string e = error_of([&] { check.ok(8, 0.5f, named); });
+  CHECK(e.find("step 8: the gradient of fc.weight of shape [2, 2] (its gradient's norm is inf) "
+               "is not finite") != std::string::npos);
+  CHECK(a.grad().defined());  // an error changes nothing
+  // skip: the step's gradients are dropped and counted, the next step goes on.
+  check.skip = true;
+  CHECK_FALSE(check.ok(8, 0.5f, named));
+  CHECK(check.skipped == 1);
+  CHECK(check.last_problem.find("fc.weight") != std::string::npos);
+  CHECK_FALSE(a.grad().defined());
+  CHECK_FALSE(b.grad().defined());
+  CHECK_FALSE(check.ok(9, INFINITY, named));
+  CHECK(check.skipped == 2);
+  CHECK(check.last_problem == "the loss is inf");
+  a.set_grad(Tensor::ones({3}));
+  CHECK(check.ok(10, 0.25f, named));
+  CHECK(check.skipped == 2);
+}
+
 TEST_CASE("state_dict round trip resumes bit for bit") {
   const std::string path = REEL_TEST_TMP_DIR "/optim_state.safetensors";
   const std::vector<std::pair<std::string, MakeOptimizer>> makers = {
