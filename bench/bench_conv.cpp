@@ -1,6 +1,7 @@
 // Convolution through conv2d() as a layer calls it: forward (inference, no graph) and forward +
 // backward (the gradients of the input and the weight from a fixed upstream gradient), on
-// ResNet-18's shapes for a 112x112 input. Args: N, C, H, W, K, R (square kernel), stride;
+// ResNet-18's shapes for a 112x112 input, then those of a training step of the video model (32
+// frames of 112x112). Args: N, C, H, W, K, R (square kernel), stride;
 // padding R / 2, no bias. Counter GFLOPS: 2 N K P Q C R R for the forward, three times that
 // for forward + backward. Counter allocs: system allocations per iteration after warm-up (0
 // means the caching pool serves every buffer). PyTorch on the same shapes:
@@ -62,6 +63,17 @@ void shapes(benchmark::internal::Benchmark* b) {
   b->Args({8, 256, 7, 7, 256, 3, 1});
   b->Args({8, 256, 7, 7, 512, 3, 2});  // layer4.0.conv1
   b->Args({8, 512, 4, 4, 512, 3, 1});
+  // The convolutions of a training step of the reference video model: ResNet-18 on 32 frames of
+  // 112x112 (bench_train_step's 4 clips of 8 frames).
+  b->Args({32, 3, 112, 112, 64, 7, 2});
+  b->Args({32, 64, 28, 28, 64, 3, 1});
+  b->Args({32, 64, 28, 28, 128, 3, 2});
+  b->Args({32, 64, 28, 28, 128, 1, 2});
+  b->Args({32, 128, 14, 14, 128, 3, 1});
+  b->Args({32, 128, 14, 14, 256, 3, 2});
+  b->Args({32, 256, 7, 7, 256, 3, 1});
+  b->Args({32, 256, 7, 7, 512, 3, 2});
+  b->Args({32, 512, 4, 4, 512, 3, 1});
   b->Unit(benchmark::kMillisecond);
   b->UseRealTime();
 }

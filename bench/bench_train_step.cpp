@@ -6,7 +6,8 @@
 // backward). Counters: frames/s; peak_rss_MiB, the process's peak resident memory so far
 // (ru_maxrss), meaningful when one process runs one benchmark: the marginal memory per frame is
 // (peak at 8/8/112 - peak at 2/8/112) / 48 (bench/peers/train_memory.sh runs it so, beside
-// PyTorch); allocs: system allocations per step after warm-up. PyTorch on the same shapes:
+// PyTorch); allocs: system allocations per step after warm-up;
+// faults: page faults per step (first touches of fresh pages). PyTorch on the same shapes:
 // bench/peers/run.sh train_step.py.
 #include <sys/resource.h>
 
@@ -44,6 +45,9 @@ void run(benchmark::State& state, bool recompute) {
   step();  // warm up: the caching pool fills, the optimizer makes its momentum buffers
   step();
   const std::size_t allocs = reel::memory_stats(reel::Device::cpu()).system_allocations;
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const long faults = ru.ru_minflt;
   for (auto _ : state) step();
   state.counters["frames/s"] =
       benchmark::Counter(static_cast<double>(B * T), benchmark::Counter::kIsIterationInvariantRate);
@@ -53,8 +57,9 @@ void run(benchmark::State& state, bool recompute) {
   const reel::AllocatorStats ms = reel::memory_stats(reel::Device::cpu());
   state.counters["pool_peak_MiB"] = static_cast<double>(ms.peak_in_use_bytes) / (1 << 20);
   state.counters["pool_held_MiB"] = static_cast<double>(ms.system_bytes) / (1 << 20);
-  rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
+  state.counters["faults"] = benchmark::Counter(static_cast<double>(ru.ru_minflt - faults),
+                                                benchmark::Counter::kAvgIterations);
   state.counters["peak_rss_MiB"] = static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 

@@ -107,12 +107,15 @@ Tensor ResNet::features(const Tensor& x) {
   REEL_CHECK(x.size(2) >= kResNetMinInput && x.size(3) >= kResNetMinInput,
              me << ": the input " << shape_str(x.shape()) << " is too small: " << me
                 << " needs frames of at least " << kResNetMinInput << "x" << kResNetMinInput);
-  // The stem (conv1, bn1, relu, maxpool): with recompute on, it keeps only its input (the
-  // frames, which exist anyway) instead of two full-resolution maps.
+  // The stem: conv1, bn1, relu, maxpool. The ReLU runs after the max pooling, on a quarter of
+  // the values: max and ReLU commute (both are non-decreasing), so the values and every
+  // gradient are torchvision's, but the full-resolution output of the ReLU is never kept for
+  // backward (0.8 MB less per 112x112 frame). With recompute on, the stem keeps only its input
+  // (the frames, which exist anyway).
   auto stem = [this, me](const Tensor& in) {
     Tensor s = named(me + ": conv1", [&] { return conv1_->forward(in); });
-    s = relu(named(me + ": bn1", [&] { return bn1_->forward(s); }));
-    return maxpool_.forward(s);
+    s = named(me + ": bn1", [&] { return bn1_->forward(s); });
+    return relu(maxpool_.forward(s));
   };
   std::vector<Tensor> stem_params = conv1_->parameters();
   for (const Tensor& p : bn1_->parameters()) stem_params.push_back(p);
