@@ -17,7 +17,8 @@
 //
 //   forward        Y = W col                            (+ bias)
 //   data grad      stride 1: the forward of dy with the flipped, transposed weight
-//                  (padding dil (R - 1) - pad); else dcol = W^T dy per image, then col2im
+//                  (padding dil (R - 1) - pad); else dcol = W^T dy per image (or per
+//                  chunk of images, when an image is a short GEMM), then col2im
 //   weight grad    dW += dy col^T over the images, in the GEMM (beta = 1 after the first)
 #include "reel/kernels/conv.h"
 
@@ -68,6 +69,10 @@ int64_t chunk_images(const Conv2dShape& s) {
   return std::min<int64_t>(std::max<int64_t>(1, (kChunkColumns + PQ - 1) / PQ),
                            std::max<int64_t>(1, s.N));
 }
+
+// Whether the data gradient of a strided convolution puts images side by side: an image whose
+// GEMM (dcol = W^T dy, PQ columns) is short for its weights would repack W^T for a few columns.
+bool chunked_data_grad(const Conv2dShape& s) { return s.P * s.Q < kMinColumnsPerChannel * s.K; }
 
 // Whether some tap reads stride phase (a, b): a 1x1 stride-2 convolution reads only (0, 0).
 bool phase_used(const Conv2dShape& s, int64_t a, int64_t b) {
@@ -302,6 +307,9 @@ int64_t conv2d_workspace_floats(const Conv2dShape& s) {
   // data gradient
   if (flip_for_data_grad(s)) {
     need = std::max(need, s.K * s.C * s.R * s.S + forward_floats(flipped_shape(s)));
+  } else if (chunked_data_grad(s)) {
+    const int64_t cols = chunk_images(s) * s.P * s.Q;
+    need = std::max(need, s.C * s.R * s.S * cols + s.K * cols);
   } else {
     need = std::max(need, image_threads(s) * s.C * s.R * s.S * s.P * s.Q);
   }
@@ -323,27 +331,29 @@ void im2col(const float* x, float* col, const Conv2dShape& s) {
   });
 }
 
+// Adds the taps of channel c of one image's column matrix col [CRS, ld] (its PQ columns at the
+// start of each row) into that channel's plane dxc [H, W], which it first zeroes.
+void col2im_channel(const float* col, int64_t ld, float* dxc, int64_t c, const Conv2dShape& s) {
+  std::memset(dxc, 0, sizeof(float) * s.H * s.W);
+  for (int64_t r = 0; r < s.R; ++r)
+    for (int64_t t = 0; t < s.S; ++t) {
+      const float* in = col + ((c * s.R + r) * s.S + t) * ld;  // [P, Q]
+      int64_t q0, q1;
+      valid_columns(s, t, &q0, &q1);
+      for (int64_t p = 0; p < s.P; ++p) {
+        const int64_t ih = math::conv_in_coord(p, r, s.stride_h, s.pad_h, s.dil_h);
+        if (ih < 0 || ih >= s.H) continue;
+        float* xr = dxc + ih * s.W + math::conv_in_coord(0, t, s.stride_w, s.pad_w, s.dil_w);
+        const float* ir = in + p * s.Q;
+        for (int64_t q = q0; q < q1; ++q) xr[q * s.stride_w] += ir[q];
+      }
+    }
+}
+
 void col2im(const float* col, float* dx, const Conv2dShape& s) {
   // Split over channels: the taps of one channel add into that channel's plane only.
-  const int64_t PQ = s.P * s.Q;
-  for_each_range(s.C, s.R * s.S * PQ, 1, [&](int64_t b, int64_t e) {
-    for (int64_t c = b; c < e; ++c) {
-      float* xc = dx + c * s.H * s.W;  // [H, W]
-      std::memset(xc, 0, sizeof(float) * s.H * s.W);
-      for (int64_t r = 0; r < s.R; ++r)
-        for (int64_t t = 0; t < s.S; ++t) {
-          const float* in = col + ((c * s.R + r) * s.S + t) * PQ;  // [P, Q]
-          int64_t q0, q1;
-          valid_columns(s, t, &q0, &q1);
-          for (int64_t p = 0; p < s.P; ++p) {
-            const int64_t ih = math::conv_in_coord(p, r, s.stride_h, s.pad_h, s.dil_h);
-            if (ih < 0 || ih >= s.H) continue;
-            float* xr = xc + ih * s.W + math::conv_in_coord(0, t, s.stride_w, s.pad_w, s.dil_w);
-            const float* ir = in + p * s.Q;
-            for (int64_t q = q0; q < q1; ++q) xr[q * s.stride_w] += ir[q];
-          }
-        }
-    }
+  for_each_range(s.C, s.R * s.S * s.P * s.Q, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) col2im_channel(col, s.P * s.Q, dx + c * s.H * s.W, c, s);
   });
 }
 
@@ -365,6 +375,30 @@ void conv2d_backward_data(const float* dy, const float* w, float* dx, float* wor
             wf[((c * s.K + k) * s.R + r) * s.S + t] =
                 w[((k * s.C + c) * s.R + (s.R - 1 - r)) * s.S + (s.S - 1 - t)];
     forward_any(dy, wf, nullptr, dx, workspace + s.K * CRS, flipped_shape(s));
+    return;
+  }
+  if (chunked_data_grad(s)) {
+    // dcol [CRS, nb PQ] = W^T [CRS, K] dy_chunk [K, nb PQ] for a chunk of images side by side,
+    // then each image's channels scattered back (image and channel pairs in parallel).
+    const int64_t nb_max = chunk_images(s);
+    float* dcol = workspace;
+    float* dyc = dcol + CRS * nb_max * PQ;
+    for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+      const int64_t nb = std::min(nb_max, s.N - n0), cols = nb * PQ;
+      for_each_range(nb * s.K, PQ, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t n = i / s.K, k = i % s.K;
+          std::memcpy(dyc + k * cols + n * PQ, dy + ((n0 + n) * s.K + k) * PQ, sizeof(float) * PQ);
+        }
+      });
+      gemm(true, false, CRS, cols, s.K, 1.0f, w, CRS, dyc, cols, 0.0f, dcol, cols);
+      for_each_range(nb * s.C, s.R * s.S * PQ, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t n = i / s.C, c = i % s.C;
+          col2im_channel(dcol + n * PQ, cols, dx + ((n0 + n) * s.C + c) * s.H * s.W, c, s);
+        }
+      });
+    }
     return;
   }
   for_each_image(s, workspace, CRS * PQ, [&](int64_t n, float* dcol, int) {

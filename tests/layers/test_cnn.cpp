@@ -124,6 +124,10 @@ TEST_CASE("conv2d equals the definition on shapes that take every lowering") {
       // kImageParallelMinFmas), with per-thread weight-gradient sums:
       {3, 32, 48, 48, 32, 3, 3, 1, 1, 1, 1, 1, 1},
       {2, 32, 97, 97, 32, 3, 3, 2, 2, 1, 1, 1, 1},  // and the col2im data gradient
+      // Strided, with images too short a GEMM for their weights (PQ < 2K): the data gradient
+      // puts images side by side, in one chunk and in two (1024 images of 2x2 per chunk).
+      {5, 6, 9, 9, 16, 3, 3, 2, 2, 1, 1, 1, 1},
+      {1030, 2, 3, 3, 4, 3, 3, 2, 2, 1, 1, 1, 1},
   };
   for (const Cfg& c : cfgs) {
     INFO("N " << c.N << " C " << c.C << " H " << c.H << " W " << c.W << " K " << c.K << " R " << c.R
