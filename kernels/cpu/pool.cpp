@@ -1,6 +1,7 @@
 // Pooling on the CPU: planes split over threads.
 #include "reel/kernels/pool.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -10,16 +11,29 @@ namespace reel::cpu {
 
 void max_pool2d_forward(const float* x, float* y, int32_t* argmax, const Pool2dShape& s) {
   const int64_t HW = s.H * s.W, PQ = s.P * s.Q;
+  // The output columns whose window lies inside the row: [q_in0, q_in1). They skip the bounds
+  // checks (most of them, for ResNet's 3x3 stride-2 pooling); the scan order and the rule of
+  // math::max_pool_takes are the same everywhere, so the first maximum wins as before.
+  int64_t q_in0 = s.Q, q_in1 = s.Q;
+  for (int64_t q = 0; q < s.Q; ++q)
+    if (q * s.sw - s.pw >= 0 && q * s.sw - s.pw + s.kw <= s.W) {
+      q_in0 = std::min(q_in0, q);
+      q_in1 = q + 1;
+    }
+  if (q_in0 >= q_in1) q_in0 = q_in1 = s.Q;
   for_each_range(s.NC, PQ * s.kh * s.kw, 1, [&](int64_t b, int64_t e) {
     for (int64_t plane = b; plane < e; ++plane) {
       const float* xp = x + plane * HW;  // [H, W]
-      for (int64_t p = 0; p < s.P; ++p)
-        for (int64_t q = 0; q < s.Q; ++q) {
+      float* yp = y + plane * PQ;        // [P, Q]
+      int32_t* ap = argmax ? argmax + plane * PQ : nullptr;
+      for (int64_t p = 0; p < s.P; ++p) {
+        const int64_t r0 = std::max<int64_t>(0, s.ph - p * s.sh);
+        const int64_t r1 = std::min<int64_t>(s.kh, s.H + s.ph - p * s.sh);
+        auto general = [&](int64_t q) {
           float best = -std::numeric_limits<float>::infinity();
           int64_t at = -1;
-          for (int64_t r = 0; r < s.kh; ++r) {
+          for (int64_t r = r0; r < r1; ++r) {
             const int64_t ih = p * s.sh - s.ph + r;
-            if (ih < 0 || ih >= s.H) continue;
             for (int64_t t = 0; t < s.kw; ++t) {
               const int64_t iw = q * s.sw - s.pw + t;
               if (iw < 0 || iw >= s.W) continue;
@@ -30,9 +44,32 @@ void max_pool2d_forward(const float* x, float* y, int32_t* argmax, const Pool2dS
               }
             }
           }
-          y[plane * PQ + p * s.Q + q] = best;
-          if (argmax) argmax[plane * PQ + p * s.Q + q] = static_cast<int32_t>(at);
+          yp[p * s.Q + q] = best;
+          if (ap) ap[p * s.Q + q] = static_cast<int32_t>(at);
+        };
+        for (int64_t q = 0; q < q_in0; ++q) general(q);
+        if (r0 < r1) {
+          const int64_t ih0 = p * s.sh - s.ph + r0;
+          for (int64_t q = q_in0; q < q_in1; ++q) {
+            const int64_t iw0 = q * s.sw - s.pw;
+            int64_t at = ih0 * s.W + iw0;
+            float best = xp[at];
+            for (int64_t r = r0; r < r1; ++r) {
+              const float* row = xp + (p * s.sh - s.ph + r) * s.W + iw0;
+              for (int64_t t = (r == r0 ? 1 : 0); t < s.kw; ++t)
+                if (math::max_pool_takes(row[t], best)) {
+                  best = row[t];
+                  at = (row - xp) + t;
+                }
+            }
+            yp[p * s.Q + q] = best;
+            if (ap) ap[p * s.Q + q] = static_cast<int32_t>(at);
+          }
+        } else {
+          for (int64_t q = q_in0; q < q_in1; ++q) general(q);
         }
+        for (int64_t q = q_in1; q < s.Q; ++q) general(q);
+      }
     }
   });
 }
