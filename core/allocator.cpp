@@ -210,25 +210,25 @@ class CachingPool {
     stats_.cached_bytes += b->size;
     if (poison_) REEL_POISON(b->ptr, b->size);
     b->free = true;
-    // Merge with the free neighbours (their own entries leave the free set).
-    if (b->next && b->next->free) {
-      Block* n = b->next;
-      large_free_.erase(n->ptr);
-      b->size += n->size;
-      b->next = n->next;
-      if (n->next) n->next->prev = b;
-      delete n;
-    }
+    // Merge with the free neighbours: the one after joins b, b joins the one before (which
+    // leaves the free set while it grows).
+    if (b->next && b->next->free) absorb_next(b);
     if (b->prev && b->prev->free) {
-      Block* q = b->prev;
-      large_free_.erase(q->ptr);
-      q->size += b->size;
-      q->next = b->next;
-      if (b->next) b->next->prev = q;
-      delete b;
-      b = q;
+      b = b->prev;
+      large_free_.erase(b->ptr);
+      absorb_next(b);
     }
     large_free_.insert({b->ptr, b});
+  }
+
+  // Joins b->next (free) to b: its free-set entry and its record go.
+  void absorb_next(Block* b) {
+    Block* n = b->next;
+    large_free_.erase(n->ptr);
+    b->size += n->size;
+    b->next = n->next;
+    if (n->next) n->next->prev = b;
+    delete n;
   }
 
   void add_in_use(std::size_t bytes) {  // with mu_ held

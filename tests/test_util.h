@@ -11,6 +11,16 @@
 
 namespace reel::test {
 
+// The message of the reel::Error that fn throws; empty when it throws none.
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const reel::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // Every element of t equals expected within tol (relative, on a scale of at least 1); tol 0
 // asks for exact equality.
 inline void check_values(const Tensor& t, const std::vector<float>& expected, float tol = 1e-5f) {

@@ -3,7 +3,8 @@
 # conv.py; lstm: bench/bench_lstm.cpp and lstm.py), in one run. Our shared VMs drift by up to a
 # third in speed within minutes, so the two sides take turns closely: for each pass and each
 # shape, reel's benchmark of that shape and then the peer's (when the peer script takes
-# --shapes; otherwise whole families alternate), and each side keeps its best time per shape.
+# --shapes, through timing.shape_args; otherwise whole families alternate), and each side keeps
+# its best time per shape.
 #   bench/peers/compare.sh conv|lstm [build dir] [passes]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +20,7 @@ run_reel() {  # $1: output file, $2: benchmark filter
 }
 # The shapes, in the benchmark's order (the peer scripts list them in the same order).
 mapfile -t shapes < <("$bench" --benchmark_list_tests | sed -E 's|^BM_[A-Za-z0-9]+/||' | awk '!seen[$0]++')
-if grep -q -- "--shapes" "$here/$family.py"; then
+if grep -q "shape_args" "$here/$family.py"; then  # it takes --shapes (timing.py)
   for pass in $(seq "$passes"); do
     for i in "${!shapes[@]}"; do
       run_reel "$tmp/reel$pass.$i.json" "/${shapes[$i]}\$"

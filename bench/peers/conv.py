@@ -10,11 +10,9 @@ no bias, where torch 2 runs oneDNN's convolution when mkldnn is available. Conv2
 requiring grad (data and weight gradients). Prints the best of `repeat` means, in ms, and
 GFLOP/s counting 2*N*K*P*Q*C*R*R for the forward and three times that for forward+backward.
 """
-import argparse
-
 import torch
 import torch.nn.functional as F
-from timing import timeit
+from timing import selected, shape_args, timeit
 
 SHAPES = [(8, 64, 56, 56, 64, 3, 1), (32, 64, 56, 56, 64, 3, 1), (8, 3, 112, 112, 64, 7, 2),
           (8, 64, 28, 28, 128, 3, 2), (8, 128, 14, 14, 128, 3, 1), (8, 128, 14, 14, 256, 3, 2),
@@ -26,14 +24,9 @@ SHAPES = [(8, 64, 56, 56, 64, 3, 1), (32, 64, 56, 56, 64, 3, 1), (8, 3, 112, 112
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--shapes", default="",
-                    help="comma-separated indices into SHAPES (0.."
-                         f"{len(SHAPES) - 1}); all by default")
+    ap = shape_args(SHAPES)
     args = ap.parse_args()
-    shapes = [SHAPES[int(i)] for i in args.shapes.split(",")] if args.shapes else SHAPES
+    shapes = selected(args, SHAPES)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

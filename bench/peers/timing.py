@@ -1,7 +1,24 @@
 """The one timing loop of the peer scripts: the best of `repeat` means, each over enough calls
 to last about `min_time` seconds, after `warmup` calls (allocator, first-touch pages, oneDNN's
-primitive cache)."""
+primitive cache); and their common command line."""
+import argparse
 import time
+
+
+def shape_args(shapes):
+    """A parser with --threads, --repeat and --shapes (indices into `shapes`, all by default),
+    the options compare.sh passes. Add more options, then call selected(args, shapes)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--shapes", default="",
+                    help=f"comma-separated indices into SHAPES (0..{len(shapes) - 1}); all by "
+                         "default")
+    return ap
+
+
+def selected(args, shapes):
+    return [shapes[int(i)] for i in args.shapes.split(",")] if args.shapes else shapes
 
 
 def timeit(fn, repeat, min_time=0.3, warmup=1):

@@ -17,13 +17,12 @@ of `repeat` means, in ms per step, as "torch TrainStep/B/T/HW <ms> ms".
 "torch peak_rss_mib B/T/HW <MiB>", the process's peak resident set (ru_maxrss) after them; the
 difference of two such runs over their difference in B*T frames is the marginal memory per frame.
 """
-import argparse
 import resource
 
 import torch
 import torch.nn.functional as F
 import torchvision
-from timing import timeit
+from timing import selected, shape_args, timeit
 
 SHAPES = [(4, 8, 112), (2, 16, 112), (8, 8, 64), (8, 8, 112), (2, 8, 112)]
 
@@ -59,12 +58,7 @@ def make_step(B, T, HW):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--shapes", default="",
-                    help="comma-separated indices into SHAPES (0.."
-                         f"{len(SHAPES) - 1}); all by default")
+    ap = shape_args(SHAPES)
     ap.add_argument("--memory", default="",
                     help="B,T,HW: run --steps steps at this shape only and print the peak RSS")
     ap.add_argument("--steps", type=int, default=3)
@@ -79,7 +73,7 @@ def main():
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         print(f"torch peak_rss_mib {B}/{T}/{HW} {peak_kib / 1024:.1f}")
         return
-    shapes = [SHAPES[int(i)] for i in args.shapes.split(",")] if args.shapes else SHAPES
+    shapes = selected(args, SHAPES)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"mkldnn {torch.backends.mkldnn.is_available()}")
     for (B, T, HW) in shapes:

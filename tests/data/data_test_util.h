@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "../test_util.h"
 #include "reel/core/error.h"
 
 namespace reel::test {
@@ -52,16 +53,6 @@ inline std::string media(const std::string& name) {
   INFO("media file " << p << " (run scripts/fetch_test_media.sh)");
   REQUIRE(std::filesystem::exists(p));
   return p;
-}
-
-// The message of the reel::Error that fn throws; empty when it throws none.
-inline std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const reel::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace reel::test

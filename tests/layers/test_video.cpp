@@ -9,6 +9,7 @@
 
 using namespace reel;
 using reel::test::check_close;
+using reel::test::error_of;
 
 namespace {
 
@@ -71,15 +72,6 @@ void load_twin(VideoClassifier& m, const std::string& fusion) {
     if (key.rfind(own, 0) == 0) state[key.substr(own.size())] = t;
   }
   m.load_state_dict(state);  // strict: every name of the twin, none left over
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
