@@ -15,6 +15,7 @@
 #include "reel/kernels/gemm.h"
 #include "reel/layers/lstm.h"
 #include "reel/layers/resnet.h"
+#include "reel/layers/video.h"
 
 using namespace reel;
 
@@ -522,6 +523,35 @@ TEST_CASE("CNN ops through core: conv2d, batch_norm, pooling, dropout, and a nar
   const auto pc = cpu_net.named_parameters(), pg = gpu_net.named_parameters();
   for (size_t i = 0; i < pc.size(); ++i)
     check_close(pg[i].second.grad().to(Device::cpu()), pc[i].second.grad(), 2e-3f, pc[i].first);
+  const auto bc = cpu_net.named_buffers(), bg = gpu_net.named_buffers();
+  for (size_t i = 0; i < bc.size(); ++i)
+    check_close(bg[i].second.to(Device::cpu()), bc[i].second, 1e-4f, bc[i].first);
+}
+
+TEST_CASE("the video classifier on the device: attention over lengths, recompute, its buffers") {
+  // A width-2 ResNet-18, F 6, H 5, on 2 clips of 3 frames (lengths 3 and 2) in training mode,
+  // with the ResNet recomputed in the backward: the logits, every gradient and every BatchNorm
+  // buffer equal the CPU's.
+  manual_seed(6);
+  VideoClassifierOptions o;
+  o.width = 2, o.feature_dim = 6, o.hidden_size = 5, o.num_layers = 1, o.num_classes = 3;
+  o.fusion = Fusion::attention;
+  o.recompute = true;
+  VideoClassifier cpu_net(o), gpu_net(o);
+  gpu_net.load_state_dict(cpu_net.state_dict());
+  gpu_net.to(kGpu);
+  Tensor x = random({2, 3, 3, 32, 32}, 75);
+  Tensor yc = cpu_net.forward(x, {3, 2}), yg = gpu_net.forward(x.to(kGpu), {3, 2});
+  REQUIRE(yg.device() == kGpu);
+  check_close(yg.to(Device::cpu()), yc, 1e-3f);
+  const Tensor r = random(yc.shape(), 76);
+  yc.backward(r);
+  yg.backward(r.to(kGpu));
+  const auto pc = cpu_net.named_parameters(), pg = gpu_net.named_parameters();
+  for (size_t i = 0; i < pc.size(); ++i) {
+    REQUIRE(pg[i].second.grad().defined());
+    check_close(pg[i].second.grad().to(Device::cpu()), pc[i].second.grad(), 2e-3f, pc[i].first);
+  }
   const auto bc = cpu_net.named_buffers(), bg = gpu_net.named_buffers();
   for (size_t i = 0; i < bc.size(); ++i)
     check_close(bg[i].second.to(Device::cpu()), bc[i].second, 1e-4f, bc[i].first);
