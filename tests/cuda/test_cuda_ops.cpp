@@ -529,6 +529,7 @@ TEST_CASE("CNN ops through core: conv2d, batch_norm, pooling, dropout, and a nar
 }
 
 TEST_CASE("the video classifier on the device: attention over lengths, recompute, its buffers") {
+  if (!have_device()) return;
   // A width-2 ResNet-18, F 6, H 5, on 2 clips of 3 frames (lengths 3 and 2) in training mode,
   // with the ResNet recomputed in the backward: the logits, every gradient and every BatchNorm
   // buffer equal the CPU's.
