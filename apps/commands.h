@@ -15,6 +15,10 @@ Command add_demo(CLI::App& app);
 Command add_prepare(CLI::App& app);
 // `reel forward`: one forward (and backward) of a ResNet or an LSTM from safetensors files.
 Command add_forward(CLI::App& app);
+// `reel train`: trains the CNN-LSTM on a dataset, writing a run folder (trainer.h).
+Command add_train(CLI::App& app);
+// `reel eval`: accuracy, per-class accuracy and confusion matrix of a checkpoint on a dataset.
+Command add_eval(CLI::App& app);
 // `reel digits`: writes the moving-digits set as videos in UCF101's layout (data/digits.h).
 Command add_digits(CLI::App& app);
 

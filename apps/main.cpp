@@ -1,22 +1,25 @@
 // reel: one binary, one subcommand per job. A reel::Error becomes one line on stderr and exit
-// code 1; a bad command line exits with 2.
+// code 1; a bad command line or config value (CLI11's errors, UsageError) exits with 2.
 #include <cstdio>
 #include <exception>
 #include <map>
 #include <string>
 
 #include "commands.h"
+#include "config.h"
 #include "reel/core/error.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"reel: CNN-LSTM video classification from scratch (C++17 and CUDA)"};
   app.require_subcommand(1);
   std::map<std::string, reel::apps::Command> commands;
-  commands["demo"] = reel::apps::add_demo(app);
   commands["forward"] = reel::apps::add_forward(app);
 #ifdef REEL_HAVE_DATA
+  commands["demo"] = reel::apps::add_demo(app);
   commands["prepare"] = reel::apps::add_prepare(app);
   commands["digits"] = reel::apps::add_digits(app);
+  commands["train"] = reel::apps::add_train(app);
+  commands["eval"] = reel::apps::add_eval(app);
 #endif
   try {
     app.parse(argc, argv);
@@ -26,6 +29,9 @@ int main(int argc, char** argv) {
   }
   try {
     for (auto* sub : app.get_subcommands()) return commands.at(sub->get_name())();
+  } catch (const reel::apps::UsageError& e) {
+    std::fprintf(stderr, "reel: error: %s\n", e.what());
+    return 2;
   } catch (const reel::Error& e) {
     std::fprintf(stderr, "reel: error: %s\n", e.what());
     return 1;

@@ -1,6 +1,11 @@
 #include "reel/core/random.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "reel/core/error.h"
 
 #include "reel/kernels/dropout_math.h"
 
@@ -47,6 +52,42 @@ float Generator::normal() {
   spare_ = static_cast<float>(r * std::sin(theta));
   have_spare_ = true;
   return static_cast<float>(r * std::cos(theta));
+}
+
+std::string Generator::state() const {
+  std::ostringstream out;
+  out << "xoshiro256" << std::hex;
+  for (uint64_t w : s_) out << ' ' << w;
+  uint32_t bits = 0;
+  std::memcpy(&bits, &spare_, sizeof bits);
+  if (have_spare_)
+    out << ' ' << bits;
+  else
+    out << " -";
+  return out.str();
+}
+
+void Generator::set_state(const std::string& text) {
+  std::istringstream in(text);
+  std::string tag, spare;
+  uint64_t s[4];
+  in >> tag >> std::hex >> s[0] >> s[1] >> s[2] >> s[3] >> spare;
+  REEL_CHECK(!in.fail() && tag == "xoshiro256" && (in >> std::ws).eof(),
+             "random generator state '" << text << "' is malformed");
+  bool have = false;
+  float value = 0.0f;
+  if (spare != "-") {
+    char* end = nullptr;
+    const unsigned long long bits = std::strtoull(spare.c_str(), &end, 16);
+    REEL_CHECK(*end == '\0' && bits <= 0xffffffffULL,
+               "random generator state '" << text << "' is malformed");
+    const uint32_t b = static_cast<uint32_t>(bits);
+    std::memcpy(&value, &b, sizeof value);
+    have = true;
+  }
+  for (int i = 0; i < 4; ++i) s_[i] = s[i];
+  have_spare_ = have;
+  spare_ = value;
 }
 
 Generator& default_generator() {

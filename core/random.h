@@ -1,6 +1,7 @@
 #pragma once
 // Seeded random numbers that are the same on every platform (std::*_distribution is not).
 #include <cstdint>
+#include <string>
 
 namespace reel {
 
@@ -14,6 +15,12 @@ class Generator {
   float uniform();
   // Standard normal (Box-Muller, the second value is kept for the next call).
   float normal();
+
+  // The whole state as text ("xoshiro256 s0 s1 s2 s3 spare": hex words, the spare normal's bits
+  // or "-"), for checkpoints: a generator set from it draws what this one would draw next.
+  // set_state throws reel::Error on text that state() did not write.
+  std::string state() const;
+  void set_state(const std::string& text);
 
  private:
   uint64_t s_[4];

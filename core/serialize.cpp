@@ -1,6 +1,10 @@
 #include "reel/core/serialize.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -531,31 +535,86 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
     throw Error("save_safetensors: " + path + ": " + e.what());
   }
   h.append((8 - h.size() % 8) % 8, ' ');  // keep the data 8-byte aligned, as the format advises
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    REEL_CHECK(out.good(), "save_safetensors: cannot open " << tmp << " for writing");
-    const uint64_t n = h.size();
-    unsigned char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
-    out.write(reinterpret_cast<const char*>(len), 8);
-    out.write(h.data(), static_cast<std::streamsize>(h.size()));
-    for (const auto& [name, t] : tensors) {
-      const std::vector<float> v = t.to_vector();
-      out.write(reinterpret_cast<const char*>(v.data()),
-                static_cast<std::streamsize>(v.size() * sizeof(float)));
-    }
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw Error("save_safetensors: writing " + tmp + " failed (disk full?)");
-    }
+  AtomicFile out(path);
+  const uint64_t n = h.size();
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
+  out.write(len, 8);
+  out.write(h.data(), h.size());
+  for (const auto& [name, t] : tensors) {
+    const std::vector<float> v = t.to_vector();
+    out.write(v.data(), v.size() * sizeof(float));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error("save_safetensors: cannot rename " + tmp + " to " + path);
+  out.commit();
+}
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  REEL_CHECK(fd_ >= 0, "cannot write " << path_ << ": cannot create " << tmp_ << ": "
+                                       << std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
   }
+}
+
+namespace {
+std::string write_failure(const std::string& path, int err) {
+  return "writing " + path + " failed: " + std::strerror(err) +
+         (err == ENOSPC || err == EDQUOT ? " (disk full; the previous file is kept)"
+                                         : " (the previous file is kept)");
+}
+}  // namespace
+
+void AtomicFile::write(const void* data, size_t bytes) {
+  REEL_CHECK(fd_ >= 0, "writing " << path_ << ": the file is already committed or failed");
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t w = ::write(fd_, p, bytes);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int err = w < 0 ? errno : ENOSPC;
+      ::close(fd_);
+      fd_ = -1;
+      ::unlink(tmp_.c_str());
+      throw Error(write_failure(path_, err));
+    }
+    p += w;
+    bytes -= static_cast<size_t>(w);
+  }
+}
+
+void AtomicFile::commit() {
+  REEL_CHECK(fd_ >= 0, "writing " << path_ << ": the file is already committed or failed");
+  const int fd = fd_;
+  fd_ = -1;
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    throw Error(write_failure(path_, err));
+  }
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    throw Error("cannot rename " + tmp_ + " to " + path_ + ": " + std::strerror(err));
+  }
+  // The rename itself reaches the disk with the folder's entry.
+  const size_t slash = path_.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash + 1);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  AtomicFile f(path);
+  f.write(bytes.data(), bytes.size());
+  f.commit();
 }
 
 TensorMap load_safetensors(const std::string& path, Device device,

@@ -4,6 +4,7 @@
 // then the raw data. PyTorch's state_dict keys go in unchanged, so that checkpoints move
 // between reel and PyTorch without renaming.
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -13,8 +14,31 @@ namespace reel {
 
 using TensorMap = std::map<std::string, Tensor>;
 
-// Writes every tensor (from any device) as F32. The file appears complete or not at all: it is
-// written to `path.tmp` and renamed. Throws reel::Error naming the file when it cannot be written.
+// A file that appears complete under its name or not at all. Bytes go to "<path>.tmp";
+// commit() flushes them to the disk (fsync), renames the file over `path` and syncs the folder,
+// so that a crash or a full disk at any point leaves either the previous file or the new one.
+// Destroyed without commit() (an error, an exception), it removes the temporary file. Every
+// failure throws reel::Error naming the file (and saying "disk full" when it is).
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  void write(const void* data, size_t bytes);
+  void commit();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_, tmp_;
+  int fd_ = -1;
+};
+
+// The whole of `bytes` as the file `path`, through an AtomicFile.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// Writes every tensor (from any device) as F32, through an AtomicFile: the file appears
+// complete or not at all. Throws reel::Error naming the file when it cannot be written.
 void save_safetensors(const std::string& path, const TensorMap& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 

@@ -69,7 +69,10 @@ void Loader::stop_workers() {
   threads_.clear();
 }
 
-void Loader::start_epoch(int64_t epoch) {
+void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
+  REEL_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(),
+             "loader: batch " << first_batch << " is outside the epoch's " << batches_per_epoch()
+                              << " batches");
   stop_workers();
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t n = samples();
@@ -86,8 +89,8 @@ void Loader::start_epoch(int64_t epoch) {
   epoch_ = epoch;
   end_pos_ = batches_per_epoch() * opts_.batch_size;
   end_pos_ = std::min(end_pos_, n);
-  next_pos_ = 0;
-  next_batch_ = 0;
+  next_pos_ = start_pos_ = std::min(first_batch * opts_.batch_size, end_pos_);
+  next_batch_ = first_batch;
   pending_.clear();
   summary_ = EpochSummary();
   stop_ = false;
@@ -254,7 +257,7 @@ bool Loader::next(Batch& batch) {
 
 int64_t Loader::clips_started() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return next_pos_;
+  return next_pos_ - start_pos_;
 }
 
 EpochSummary Loader::summary() const {

@@ -71,16 +71,18 @@ class Loader {
   int64_t samples() const;
   int64_t batches_per_epoch() const;
 
-  // Starts the workers on an epoch (stopping any epoch still running).
-  void start_epoch(int64_t epoch);
+  // Starts the workers on an epoch (stopping any epoch still running), from its batch
+  // first_batch on: the batches are those a start at 0 would deliver from there (a resumed
+  // run's data position).
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch; false at its end. A batch holds fewer clips than batch_size
   // when it is the last (without drop_last) or when bad videos were skipped. Throws reel::Error
   // naming the file for a bad video under OnBadVideo::Fail.
   bool next(Batch& batch);
   // What the current (or last) epoch has delivered so far.
   EpochSummary summary() const;
-  // Clips of this epoch that workers have taken up so far (delivered, built or being built):
-  // never more than (batches delivered + prefetch) * batch_size.
+  // Clips of this epoch (from its first batch) that workers have taken up so far (delivered, built
+  // or being built): never more than (batches delivered + prefetch) * batch_size.
   int64_t clips_started() const;
 
  private:
@@ -107,7 +109,7 @@ class Loader {
   std::vector<std::thread> threads_;
   std::vector<int64_t> order_;  // the epoch's samples in order
   std::map<int64_t, Pending> pending_;
-  int64_t epoch_ = -1, end_pos_ = 0, next_pos_ = 0, next_batch_ = 0;
+  int64_t epoch_ = -1, start_pos_ = 0, end_pos_ = 0, next_pos_ = 0, next_batch_ = 0;
   bool stop_ = false;
   std::string fatal_;  // set by a worker when the epoch cannot go on
   std::set<std::string> logged_;

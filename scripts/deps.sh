@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config doctest-dev libbenchmark-dev libopenblas-dev
-          libcli11-dev libboost-context-dev nlohmann-json3-dev libopencv-dev libstb-dev ffmpeg
+          libcli11-dev libtomlplusplus-dev libboost-context-dev nlohmann-json3-dev libopencv-dev libstb-dev ffmpeg
           clang-format
           "$@")
 missing=()

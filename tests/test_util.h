@@ -2,14 +2,36 @@
 // Small helpers shared by the doctest files.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "reel/core/reel.h"
 
 namespace reel::test {
+
+// Runs a shell command; returns its exit code (-1 when a signal ended it) and what it wrote
+// to stdout and stderr (each may be null). The outputs go through files beside `scratch`.
+inline int run_command(const std::string& cmd, const std::string& scratch, std::string* out,
+                       std::string* err) {
+  const std::string o = scratch + ".stdout", e = scratch + ".stderr";
+  const int status = std::system((cmd + " > " + o + " 2> " + e).c_str());
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  if (out) *out = slurp(o);
+  if (err) *err = slurp(e);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 // The message of the reel::Error that fn throws; empty when it throws none.
 inline std::string error_of(const std::function<void()>& fn) {

@@ -43,14 +43,7 @@ bool exists(const std::string& path) { return std::ifstream(path).good(); }
 
 // Runs reel with args; returns its exit code and puts stderr in *err.
 int run_reel(const std::string& args, std::string* err) {
-  const std::string err_file = kTmp + "stderr.txt";
-  const std::string cmd = std::string(REEL_CLI) + " " + args + " > /dev/null 2> " + err_file;
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(err_file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  *err = ss.str();
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return reel::test::run_command(std::string(REEL_CLI) + " " + args, kTmp + "run", nullptr, err);
 }
 
 }  // namespace

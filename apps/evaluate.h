@@ -1,0 +1,30 @@
+#pragma once
+// What `reel eval` computes, for `reel demo` too: a model's clip-level and video-level accuracy
+// on a dataset, and the pictures of a run.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "reel/data/dataset.h"
+#include "reel/layers/video.h"
+#include "trainer.h"
+
+namespace reel::apps {
+
+struct EvalResult {
+  int64_t clips = 0, videos = 0;
+  double clip_top1 = 0, clip_top5 = 0, video_top1 = 0, video_top5 = 0;  // percent
+  // confusion[true][predicted], counted over videos (their clips' probabilities averaged).
+  std::vector<std::vector<int64_t>> confusion;
+};
+
+// clips_per_video evenly placed clips of every video of ds (evaluation sampling, centred crop),
+// with the clip settings the checkpoint was trained with. Throws when no video can be read.
+EvalResult evaluate(VideoClassifier& model, const CheckpointInfo& info, const data::Dataset& ds,
+                    int64_t clips_per_video, int64_t batch, int64_t workers);
+
+// RUN/metrics.jsonl as a PNG: the loss per step and per epoch, and the training and validation
+// accuracy. Returns false (writing nothing) when the file holds no line to draw.
+bool draw_run_curves(const std::string& metrics_path, const std::string& png);
+
+}  // namespace reel::apps
