@@ -19,6 +19,10 @@ Command add_forward(CLI::App& app);
 Command add_train(CLI::App& app);
 // `reel eval`: accuracy, per-class accuracy and confusion matrix of a checkpoint on a dataset.
 Command add_eval(CLI::App& app);
+// `reel predict`: top classes per video, or the probabilities as one video plays (--stream).
+Command add_predict(CLI::App& app);
+// `reel inspect`: heatmaps of the LSTM's gates and states over one clip, with index.html.
+Command add_inspect(CLI::App& app);
 // `reel digits`: writes the moving-digits set as videos in UCF101's layout (data/digits.h).
 Command add_digits(CLI::App& app);
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "reel/data/dataset.h"
+#include "reel/data/loader.h"
 #include "reel/layers/video.h"
 #include "trainer.h"
 
@@ -22,6 +23,10 @@ struct EvalResult {
 // with the clip settings the checkpoint was trained with. Throws when no video can be read.
 EvalResult evaluate(VideoClassifier& model, const CheckpointInfo& info, const data::Dataset& ds,
                     int64_t clips_per_video, int64_t batch, int64_t workers);
+
+// The `clips` evaluation clips of one video (or frame folder) as the checkpoint's model reads
+// them: [clips, T, 3, S, S]. Throws reel::Error naming the file when it cannot be read.
+data::Batch read_video_clips(const CheckpointInfo& info, const std::string& path, int64_t clips);
 
 // RUN/metrics.jsonl as a PNG: the loss per step and per epoch, and the training and validation
 // accuracy. Returns false (writing nothing) when the file holds no line to draw.

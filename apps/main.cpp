@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   commands["digits"] = reel::apps::add_digits(app);
   commands["train"] = reel::apps::add_train(app);
   commands["eval"] = reel::apps::add_eval(app);
+  commands["predict"] = reel::apps::add_predict(app);
+  commands["inspect"] = reel::apps::add_inspect(app);
 #endif
   try {
     app.parse(argc, argv);

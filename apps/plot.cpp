@@ -52,7 +52,8 @@ std::vector<double> ticks(double lo, double hi) {
       break;
     }
   std::vector<double> t;
-  for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step) t.push_back(v);
+  for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step)
+    t.push_back(std::fabs(v) < 1e-9 * span ? 0.0 : v);  // no "-0" from rounding
   return t;
 }
 
@@ -172,6 +173,9 @@ void draw_curves(const std::vector<Panel>& panels, const std::string& x_label,
     cv::rotate(axis, up, cv::ROTATE_90_COUNTERCLOCKWISE);
     up.copyTo(img(cv::Rect(4, py, 20, ph)));
     text(img, x_label, {left + pw / 2, py + ph + 40}, 0.5, kBlack, 1);
+    // The legend on a white box in the top right corner, over the grid.
+    cv::rectangle(img, {left + pw - 158, py + 4, 154, 8 + 18 * static_cast<int>(p.series.size())},
+                  kWhite, cv::FILLED);
     for (size_t si = 0; si < p.series.size(); ++si) {
       const Series& s = p.series[si];
       const cv::Scalar colour = kColours[si % 6];
@@ -184,6 +188,91 @@ void draw_curves(const std::vector<Panel>& panels, const std::string& x_label,
       cv::line(img, {left + pw - 150, ly - 4}, {left + pw - 125, ly - 4}, colour, 2);
       text(img, s.name, {left + pw - 118, ly}, 0.42, kBlack);
     }
+  }
+  write_png(img, path);
+}
+
+namespace {
+
+// A colour for v in [lo, hi]: blue-white-red around 0 when the range holds 0 inside, else
+// viridis.
+cv::Scalar heat(float v, float lo, float hi, const cv::Mat& viridis) {
+  if (lo < 0.0f && hi > 0.0f) {
+    const float t = v < 0.0f ? std::min(1.0f, v / lo) : std::min(1.0f, v / hi);
+    const int fade = static_cast<int>(std::lround(255.0f * (1.0f - t)));
+    return v < 0.0f ? cv::Scalar(255, fade, fade) : cv::Scalar(fade, fade, 255);  // BGR
+  }
+  const float t = hi > lo ? std::clamp((v - lo) / (hi - lo), 0.0f, 1.0f) : 0.5f;
+  const cv::Vec3b c = viridis.at<cv::Vec3b>(0, static_cast<int>(std::lround(t * 255)));
+  return cv::Scalar(c[0], c[1], c[2]);
+}
+
+cv::Mat viridis_lut() {
+  cv::Mat shade(1, 256, CV_8UC1), lut;
+  for (int i = 0; i < 256; ++i) shade.at<uchar>(0, i) = static_cast<uchar>(i);
+  cv::applyColorMap(shade, lut, cv::COLORMAP_VIRIDIS);
+  return lut;
+}
+
+}  // namespace
+
+void draw_heatmap(const std::vector<float>& values, int rows, int cols, float lo, float hi,
+                  const std::string& x_label, const std::string& y_label, const std::string& title,
+                  const std::string& path) {
+  REEL_CHECK(rows > 0 && cols > 0 && values.size() == static_cast<size_t>(rows) * cols,
+             "draw_heatmap: " << values.size() << " values for " << rows << " x " << cols);
+  const int cw = std::clamp(640 / cols, 2, 40), ch = std::clamp(320 / rows, 2, 24);
+  const int left = 70, top = 45, w = cw * cols, h = ch * rows;
+  cv::Mat img(top + h + 55, left + w + 90, CV_8UC3, kWhite);
+  const cv::Mat lut = viridis_lut();
+  text(img, title, {img.cols / 2, 28}, 0.55, kBlack, 1);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c)
+      cv::rectangle(img, cv::Rect(left + c * cw, top + r * ch, cw, ch),
+                    heat(values[static_cast<size_t>(r) * cols + c], lo, hi, lut), cv::FILLED);
+  cv::rectangle(img, {left - 1, top - 1, w + 2, h + 2}, kBlack, 1);
+  for (double t : ticks(1, cols)) {
+    const int x = left + static_cast<int>((t - 0.5) * cw);
+    cv::line(img, {x, top + h}, {x, top + h + 4}, kBlack, 1);
+    text(img, number(t), {x, top + h + 18}, 0.4, kBlack, 1);
+  }
+  text(img, x_label, {left + w / 2, top + h + 40}, 0.45, kBlack, 1);
+  text(img, "1", {left - 6, top + ch / 2 + 4}, 0.4, kBlack, 2);
+  text(img, std::to_string(rows), {left - 6, top + h - ch / 2 + 4}, 0.4, kBlack, 2);
+  cv::Mat axis(20, h, CV_8UC3, kWhite), up;
+  text(axis, y_label, {h / 2, 15}, 0.45, kBlack, 1);
+  cv::rotate(axis, up, cv::ROTATE_90_COUNTERCLOCKWISE);
+  up.copyTo(img(cv::Rect(8, top, 20, h)));
+  const int sx = left + w + 15;
+  for (int y = 0; y < h; ++y) {
+    const float v = hi - (hi - lo) * static_cast<float>(y) / std::max(1, h - 1);
+    cv::line(img, {sx, top + y}, {sx + 12, top + y}, heat(v, lo, hi, lut));
+  }
+  text(img, number(hi), {sx + 16, top + 10}, 0.4, kBlack);
+  text(img, number(lo), {sx + 16, top + h}, 0.4, kBlack);
+  write_png(img, path);
+}
+
+void draw_strip(const std::vector<cv::Mat>& images, int height, const std::string& title,
+                const std::string& path) {
+  REEL_CHECK(!images.empty() && height > 0, "draw_strip: no image for " << path);
+  std::vector<cv::Mat> scaled;
+  int width = 0;
+  for (const cv::Mat& m : images) {
+    cv::Mat s;
+    const int w = std::max(1, m.cols * height / std::max(1, m.rows));
+    cv::resize(m, s, {w, height}, 0, 0, cv::INTER_NEAREST);
+    if (s.channels() == 1) cv::cvtColor(s, s, cv::COLOR_GRAY2BGR);
+    scaled.push_back(s);
+    width += w + 4;
+  }
+  cv::Mat img(height + 60, std::max(width + 16, 320), CV_8UC3, kWhite);
+  text(img, title, {img.cols / 2, 22}, 0.5, kBlack, 1);
+  int x = 8;
+  for (size_t i = 0; i < scaled.size(); ++i) {
+    scaled[i].copyTo(img(cv::Rect(x, 32, scaled[i].cols, height)));
+    text(img, std::to_string(i + 1), {x + scaled[i].cols / 2, 32 + height + 18}, 0.4, kBlack, 1);
+    x += scaled[i].cols + 4;
   }
   write_png(img, path);
 }

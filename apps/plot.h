@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <opencv2/core.hpp>
+
 namespace reel::apps {
 
 // counts[true][predicted], classes x classes. Cells are coloured by the share of their row
@@ -27,5 +29,16 @@ struct Panel {
 };
 void draw_curves(const std::vector<Panel>& panels, const std::string& x_label,
                  const std::string& title, const std::string& path);
+
+// values [rows, cols] row-major as a heatmap: cols along x (x_label, ticked 1..cols), rows along
+// y (y_label), coloured from lo to hi (a diverging blue-white-red map when lo < 0 < hi, else
+// viridis), with a colour bar labelled lo and hi.
+void draw_heatmap(const std::vector<float>& values, int rows, int cols, float lo, float hi,
+                  const std::string& x_label, const std::string& y_label, const std::string& title,
+                  const std::string& path);
+
+// The images side by side, each scaled to `height` pixels high, numbered from 1 below.
+void draw_strip(const std::vector<cv::Mat>& images, int height, const std::string& title,
+                const std::string& path);
 
 }  // namespace reel::apps

@@ -519,9 +519,13 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
     m << "reel train: " << train_set.size() << " videos in " << train_set.classes.size()
       << " classes";
     if (have_val) m << ", " << val_set.size() << " for validation";
-    m << "; " << c.backbone << " width " << c.width << " -> LSTM " << c.hidden << " x " << c.layers
-      << ", fusion " << c.fusion << "; " << model.parameters().size() << " tensors; "
-      << device.str() << ", " << cpu::num_threads() << " threads";
+    m << "; " << c.backbone << " width " << c.width;
+    if (c.fusion == "pool")
+      m << ", fusion pool (no LSTM)";
+    else
+      m << " -> LSTM " << c.hidden << " x " << c.layers << ", fusion " << c.fusion;
+    m << "; " << model.parameters().size() << " tensors; " << device.str() << ", "
+      << cpu::num_threads() << " threads";
     progress.line(m.str());
     if (resume)
       progress.line("resuming " + c.out + " at epoch " + std::to_string(info.epoch + 1) +

@@ -1,5 +1,7 @@
 #include "reel/layers/video.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "reel/core/autograd.h"
@@ -152,6 +154,56 @@ Tensor VideoClassifier::forward(const Tensor& clips, const std::vector<int64_t>&
       default:
         break;
     }
+  }
+  return fc_->forward(fused);
+}
+
+Tensor VideoClassifier::stream_step(const Tensor& frame, VideoStreamState& s) {
+  REEL_CHECK(frame.defined() && frame.dim() == 4 && frame.size(0) == 1 && frame.size(1) == 3,
+             "video classifier: a streamed frame must be [1, 3, H, W], got "
+                 << (frame.defined() ? shape_str(frame.shape()) : std::string("none")));
+  REEL_CHECK(!is_training(),
+             "video classifier: stream_step needs eval mode (call eval() first): BatchNorm "
+             "cannot take the statistics of one frame");
+  NoGradGuard no_grad;
+  const Tensor feat = cnn_->fc().forward(cnn_->features(frame));  // [1, F]
+  s.frames += 1;
+  const float inv = 1.0f / static_cast<float>(s.frames);
+  s.feature_sum = s.feature_sum.defined() ? s.feature_sum + feat : feat;
+  if (opts_.fusion == Fusion::pool) return fc_->forward(s.feature_sum * inv);
+  const LstmOutput o = lstm_->forward(reshape(feat, {1, 1, opts_.feature_dim}), {}, s.h, s.c);
+  s.h = o.h_n;
+  s.c = o.c_n;
+  const Tensor out = reshape(o.output, {1, opts_.hidden_size});
+  Tensor fused;
+  switch (opts_.fusion) {
+    case Fusion::mean:
+      s.output_sum = s.output_sum.defined() ? s.output_sum + out : out;
+      fused = s.output_sum * inv;
+      break;
+    case Fusion::concat:
+      fused = concat({s.feature_sum * inv, out}, 1);
+      break;
+    case Fusion::attention: {
+      // Online softmax: rescale the running sums whenever the largest score grows.
+      const float score = attention_->forward(out).item();
+      if (s.frames == 1) {
+        s.attention_max = score;
+        s.attention_den = 1.0f;
+        s.attention_sum = out;
+      } else {
+        const float m = std::max(s.attention_max, score);
+        const float old_scale = std::exp(s.attention_max - m), new_w = std::exp(score - m);
+        s.attention_den = s.attention_den * old_scale + new_w;
+        s.attention_sum = s.attention_sum * old_scale + out * new_w;
+        s.attention_max = m;
+      }
+      fused = s.attention_sum * (1.0f / s.attention_den);
+      break;
+    }
+    default:  // last
+      fused = out;
+      break;
   }
   return fc_->forward(fused);
 }

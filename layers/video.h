@@ -44,6 +44,16 @@ struct VideoClassifierOptions {
   bool recompute = false;
 };
 
+// What VideoClassifier::stream_step carries from frame to frame.
+struct VideoStreamState {
+  Tensor h, c;           // the LSTM's state, [L, 1, H] each (undefined before the first frame)
+  Tensor feature_sum;    // [1, F], the sum of the CNN features so far
+  Tensor output_sum;     // [1, H], the sum of the LSTM outputs (mean fusion)
+  Tensor attention_sum;  // [1, H], the outputs weighted by exp(score - attention_max)
+  float attention_max = 0.0f, attention_den = 0.0f;  // the running softmax's max and sum
+  int64_t frames = 0;
+};
+
 class VideoClassifier : public Module {
  public:
   explicit VideoClassifier(const VideoClassifierOptions& options);
@@ -54,6 +64,13 @@ class VideoClassifier : public Module {
   // would); past its length a clip's frames change nothing else. -> logits [B, num_classes].
   Tensor forward(const Tensor& clips, const std::vector<int64_t>& lengths = {});
 
+  // Online use, one frame at a time, without gradients: frame [1, 3, H, W] -> logits [1, C]
+  // after the frames seen so far. The LSTM's state (and each fusion's running sums: the mean,
+  // an online softmax for attention) goes from frame to frame in `state`, so a step costs one
+  // frame's CNN and one LSTM step. After n frames the logits equal forward() of those n frames
+  // as one clip (up to rounding), in eval mode, which streaming needs (BatchNorm statistics of
+  // one frame are no use).
+  Tensor stream_step(const Tensor& frame, VideoStreamState& state);
   const VideoClassifierOptions& options() const { return opts_; }
   void set_freeze_backbone(bool on);
   void set_recompute(bool on);

@@ -164,6 +164,80 @@ TEST_CASE("reel train writes config, metrics and checkpoints; reel eval reads th
   }
 }
 
+TEST_CASE("reel predict: top classes per video, JSON, streaming frame by frame, bad videos") {
+  const std::string run = reference_run();
+  std::string video;
+  for (const auto& e : fs::recursive_directory_iterator(digits()))
+    if (e.path().extension() == ".avi") video = e.path().string();
+  REQUIRE(!video.empty());
+  const std::string junk = kTmp + "/junk.avi";
+  std::ofstream(junk) << "not a video";
+  Result r = reel_run("predict " + video + " " + junk + " --run " + run + " --top 2");
+  CHECK(r.rc == 1);  // one video could not be read
+  CHECK(r.out.find(video) != std::string::npos);
+  CHECK(r.err.find(junk) != std::string::npos);
+  CHECK(r.err.find("on-bad-video") == std::string::npos);
+  r = reel_run("predict " + video + " --run " + run + " --json");
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  const json j = json::parse(r.out);
+  REQUIRE(j.size() == 1);
+  REQUIRE(j[0]["top"].size() == 4);  // 4 classes, fewer than --top 5
+  double total = 0;
+  for (const auto& t : j[0]["top"]) total += t["probability"].get<double>();
+  CHECK(total == doctest::Approx(1.0).epsilon(1e-5));
+  // Streaming: one line per frame (4 frames) and a summary with the latency.
+  r = reel_run("predict --stream " + video + " --run " + run + " --json");
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  std::vector<json> lines;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  REQUIRE(lines.size() == 5);
+  for (int k = 0; k < 4; ++k) CHECK(lines[k]["frame"] == k);
+  CHECK(lines[4]["frames"] == 4);
+  CHECK(lines[4]["mean_latency_ms"].get<double>() > 0.0);
+  // After the last frame the stream's answer is the whole clip's: the same as predict's.
+  CHECK(lines[4]["top"][0]["class"] == j[0]["top"][0]["class"]);
+  r = reel_run("predict --stream " + video + " " + video + " --run " + run);
+  CHECK(r.rc == 2);
+  CHECK(r.err.find("--stream reads one video") != std::string::npos);
+}
+
+TEST_CASE("reel inspect: gate heatmaps, probabilities per step, raw values and index.html") {
+  const std::string run = reference_run();
+  std::string video;
+  for (const auto& e : fs::recursive_directory_iterator(digits()))
+    if (e.path().extension() == ".avi") video = e.path().string();
+  const std::string out = fresh("inspect");
+  const Result r = reel_run("inspect " + video + " --run " + run + " --out " + out);
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  const std::string html = read_text(out + "/index.html");
+  for (const char* f : {"frames.png", "probabilities.png", "layer0_i.png", "layer0_f.png",
+                        "layer0_g.png", "layer0_o.png", "layer0_c.png", "layer0_h.png"}) {
+    INFO(f);
+    CHECK(html.find(f) != std::string::npos);
+    CHECK(cv::imread(out + "/" + f).cols >= 200);
+  }
+  // The raw values: the gates of the whole clip, T = 4 steps of H = 8 units, and the
+  // probabilities after each step, whose last row is what predict says of the whole clip.
+  const TensorMap v = load_safetensors(out + "/values.safetensors");
+  CHECK(v.at("layer0.f").shape() == Shape{4, 8});
+  for (float f : v.at("layer0.f").to_vector()) CHECK((f > 0.0f && f < 1.0f));
+  const std::vector<float> p = v.at("probabilities").to_vector();
+  REQUIRE(p.size() == 16);
+  for (int t = 0; t < 4; ++t)
+    CHECK(p[t * 4] + p[t * 4 + 1] + p[t * 4 + 2] + p[t * 4 + 3] == doctest::Approx(1.0f));
+  // h = o * tanh(c), recorded as computed.
+  const std::vector<float> o = v.at("layer0.o").to_vector(), c = v.at("layer0.c").to_vector(),
+                           h = v.at("layer0.h").to_vector();
+  for (size_t k = 0; k < h.size(); ++k) CHECK(h[k] == doctest::Approx(o[k] * std::tanh(c[k])));
+  // The pool baseline has no LSTM to look inside.
+  const std::string pool = fresh("pool");
+  REQUIRE(reel_run(base_args() + " --fusion pool --max-steps 1 --out " + pool).rc == 0);
+  const Result bad = reel_run("inspect " + video + " --run " + pool + " --which last");
+  CHECK(bad.rc == 1);
+  CHECK(bad.err.find("no LSTM") != std::string::npos);
+}
+
 TEST_CASE("a run stopped by --max-steps and resumed equals the uninterrupted run bit for bit") {
   const std::string ref = reference_run();
   const std::string run = fresh("resumed");

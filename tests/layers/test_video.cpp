@@ -161,6 +161,29 @@ TEST_CASE("video classifier: frames past a clip's length change nothing; pool is
   }
 }
 
+TEST_CASE("streaming one frame at a time equals the clip's forward after every frame") {
+  const Tensor x = clips(1, 6, 21);
+  for (Fusion f : {Fusion::last, Fusion::mean, Fusion::concat, Fusion::attention, Fusion::pool}) {
+    INFO(fusion_name(f));
+    VideoClassifier m(small(f));
+    VideoStreamState state;
+    CHECK(error_of([&] {
+            m.stream_step(slice(x, 1, 0, 1).reshape({1, 3, 32, 32}), state);
+          }).find("eval mode") != std::string::npos);
+    m.eval();
+    NoGradGuard no_grad;
+    for (int64_t n = 1; n <= 6; ++n) {
+      INFO("after frame " << n);
+      const Tensor frame = reshape(slice(x, 1, n - 1, n), {1, 3, 32, 32});
+      const Tensor streamed = m.stream_step(frame, state);
+      // The clip of the first n frames, as one forward: lengths n of T = 6 give the same.
+      check_close(streamed, m.forward(x, {n}), 1e-5f, "stream vs forward");
+    }
+    CHECK(state.frames == 6);
+    CHECK(error_of([&] { m.stream_step(x, state); }).find("[1, 3, H, W]") != std::string::npos);
+  }
+}
+
 TEST_CASE("recompute: the same outputs, gradients and running statistics as the plain backward") {
   for (Fusion f : {Fusion::last, Fusion::concat}) {
     INFO(fusion_name(f));
