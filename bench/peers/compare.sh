@@ -5,7 +5,7 @@
 # shape, reel's benchmark of that shape and then the peer's (when the peer script takes
 # --shapes, through timing.shape_args; otherwise whole families alternate), and each side keeps
 # its best time per shape.
-#   bench/peers/compare.sh conv|lstm|train_step [build dir] [passes]
+#   bench/peers/compare.sh conv|lstm|train_step|stream [build dir] [passes]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 family=$1
