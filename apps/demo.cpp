@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -115,6 +116,18 @@ int run_demo(const DemoArgs& a) {
       png.c_str(), static_cast<long long>(w.train), static_cast<long long>(w.test), data.c_str());
   const Trained lstm = train_one(a, data, "last");
   const Trained pool = train_one(a, data, "pool");
+  // A look inside the CNN-LSTM on the first held-out clip (testlist01's first line).
+  std::string first_test;
+  {
+    std::ifstream list(fs::path(data) / "testlist01.txt");
+    std::getline(list, first_test);
+    first_test = (fs::path(data) / first_test.substr(0, first_test.find(' '))).string();
+  }
+  const std::string inspect_dir = (fs::path(a.out) / "inspect").string();
+  std::printf("\n== inside the LSTM on one held-out clip ==\n%s\n",
+              inspect_video(run_checkpoint((fs::path(a.out) / "last").string(), "best"), first_test,
+                            inspect_dir)
+                  .c_str());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::ostringstream r;
@@ -137,6 +150,10 @@ int run_demo(const DemoArgs& a) {
        "its reversal give it the same input and the same answer; one of each pair is wrong, and "
        "it cannot beat 50% on these pairs. The LSTM reads the frames in order and tells "
        "the directions apart.\n\n"
+    << "Inside the LSTM: `inspect/index.html` shows the first held-out clip (" << first_test
+    << "): its frames, the class probabilities after each frame (how the decision forms as the "
+       "clip plays) and heatmaps of the gates i, f, g, o and the states c and h, one row per "
+       "unit and one column per frame.\n\n"
     << "Files: `last/` and `pool/` are run folders (config.toml, metrics.jsonl, last and best "
        "checkpoints, confusion.png, curves.png); `data/` is the dataset in UCF101's layout.\n"
     << "Evaluate again with `reel eval --run " << (fs::path(a.out) / "last").string()
@@ -147,9 +164,10 @@ int run_demo(const DemoArgs& a) {
       "\n== result on %lld held-out clips (chance 25%%, order-blind ceiling 50%%) ==\n"
       "CNN-LSTM (fusion last)  %5.1f%%\npool baseline           %5.1f%%\n"
       "The pool baseline sees a clip and its reversal as the same input; the LSTM reads the "
-      "order.\nreport: %s; pictures: %s/{last,pool}/{confusion,curves}.png (%.0f s in all)\n",
+      "order.\nreport: %s; pictures: %s/{last,pool}/{confusion,curves}.png, %s/index.html "
+      "(%.0f s in all)\n",
       static_cast<long long>(lstm.eval.videos), lstm.eval.video_top1, pool.eval.video_top1,
-      report.c_str(), a.out.c_str(), secs);
+      report.c_str(), a.out.c_str(), inspect_dir.c_str(), secs);
   return 0;
 }
 

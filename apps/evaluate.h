@@ -28,6 +28,12 @@ EvalResult evaluate(VideoClassifier& model, const CheckpointInfo& info, const da
 // them: [clips, T, 3, S, S]. Throws reel::Error naming the file when it cannot be read.
 data::Batch read_video_clips(const CheckpointInfo& info, const std::string& path, int64_t clips);
 
+// `reel inspect`'s work: the LSTM's gates and states over one clip of `video` as heatmaps,
+// the probabilities after each step, the frames, values.safetensors and index.html in `out`.
+// Returns a two-line summary. Throws for the pool baseline (no LSTM).
+std::string inspect_video(const std::string& checkpoint, const std::string& video,
+                          const std::string& out);
+
 // RUN/metrics.jsonl as a PNG: the loss per step and per epoch, and the training and validation
 // accuracy. Returns false (writing nothing) when the file holds no line to draw.
 bool draw_run_curves(const std::string& metrics_path, const std::string& png);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -61,22 +62,18 @@ std::vector<float> units_by_step(const Tensor& rec, int64_t b) {
   return m;
 }
 
-int run_inspect(const InspectArgs& a) {
-  if (a.run.empty() == a.checkpoint.empty())
-    throw UsageError("give one of --run RUN_DIR or --checkpoint FILE");
-  if (a.threads > 0) cpu::set_num_threads(static_cast<int>(a.threads));
-  const std::string path = a.checkpoint.empty() ? run_checkpoint(a.run, a.which) : a.checkpoint;
+}  // namespace
+
+std::string inspect_video(const std::string& path, const std::string& video,
+                          const std::string& out) {
   const Checkpoint ck = load_checkpoint(path);
   std::unique_ptr<VideoClassifier> model = model_from_checkpoint(ck, path);
   REEL_CHECK(model->lstm() != nullptr,
              path << " is the pool baseline (fusion pool): it has no LSTM to look inside");
-  const std::string out =
-      a.out.empty() ? (fs::path(a.run.empty() ? "." : a.run) / "inspect").string() : a.out;
   std::error_code ec;
   fs::create_directories(out, ec);
   REEL_CHECK(fs::is_directory(out), "--out " << out << ": cannot create the folder");
-
-  const data::Batch clip = read_video_clips(ck.info, a.video, 1);
+  const data::Batch clip = read_video_clips(ck.info, video, 1);
   const int64_t T = clip.clips.size(1), S = clip.clips.size(3);
   const int64_t C = ck.info.model.num_classes;
   // T prefixes of the clip in one batch: prefix t has length t + 1. The last is the whole clip.
@@ -99,7 +96,7 @@ int run_inspect(const InspectArgs& a) {
       "<!doctype html><html><head><meta charset=\"utf-8\"><title>reel inspect</title>"
       "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}img{max-width:100%}"
       "h2{margin-top:2em}</style></head><body>\n<h1>Inside the LSTM: " +
-      a.video + "</h1>\n<p>Model " + path + " (" + ck.info.model.backbone + " width " +
+      video + "</h1>\n<p>Model " + path + " (" + ck.info.model.backbone + " width " +
       std::to_string(ck.info.model.width) + ", LSTM " + std::to_string(ck.info.model.hidden_size) +
       " x " + std::to_string(ck.info.model.num_layers) + ", fusion " +
       fusion_name(ck.info.model.fusion) +
@@ -177,11 +174,23 @@ int run_inspect(const InspectArgs& a) {
       "</body></html>\n";
   save_safetensors((fs::path(out) / "values.safetensors").string(), raw);
   write_file_atomic((fs::path(out) / "index.html").string(), html);
-  std::printf(
-      "reel inspect: %s, %lld frames; after the last frame: %s\nwritten to %s: index.html, "
-      "frames.png, probabilities.png, %lld heatmaps, values.safetensors\n",
-      a.video.c_str(), static_cast<long long>(T), line, out.c_str(),
-      static_cast<long long>(6 * ck.info.model.num_layers * dirs));
+  std::ostringstream m;
+  m << video << ", " << T << " frames; after the last frame: " << line << "\nwritten to " << out
+    << ": index.html, frames.png, probabilities.png, " << 6 * ck.info.model.num_layers * dirs
+    << " heatmaps, values.safetensors";
+  return m.str();
+}
+
+namespace {
+
+int run_inspect(const InspectArgs& a) {
+  if (a.run.empty() == a.checkpoint.empty())
+    throw UsageError("give one of --run RUN_DIR or --checkpoint FILE");
+  if (a.threads > 0) cpu::set_num_threads(static_cast<int>(a.threads));
+  const std::string path = a.checkpoint.empty() ? run_checkpoint(a.run, a.which) : a.checkpoint;
+  const std::string out =
+      a.out.empty() ? (fs::path(a.run.empty() ? "." : a.run) / "inspect").string() : a.out;
+  std::printf("reel inspect: %s\n", inspect_video(path, a.video, out).c_str());
   return 0;
 }
 
