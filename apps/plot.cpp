@@ -173,9 +173,6 @@ void draw_curves(const std::vector<Panel>& panels, const std::string& x_label,
     cv::rotate(axis, up, cv::ROTATE_90_COUNTERCLOCKWISE);
     up.copyTo(img(cv::Rect(4, py, 20, ph)));
     text(img, x_label, {left + pw / 2, py + ph + 40}, 0.5, kBlack, 1);
-    // The legend on a white box in the top right corner, over the grid.
-    cv::rectangle(img, {left + pw - 158, py + 4, 154, 8 + 18 * static_cast<int>(p.series.size())},
-                  kWhite, cv::FILLED);
     for (size_t si = 0; si < p.series.size(); ++si) {
       const Series& s = p.series[si];
       const cv::Scalar colour = kColours[si % 6];
@@ -184,9 +181,15 @@ void draw_curves(const std::vector<Panel>& panels, const std::string& x_label,
         if (std::isfinite(s.y[i])) pts.emplace_back(X(s.x[i]), Y(s.y[i]));
       if (pts.size() == 1) cv::circle(img, pts[0], 3, colour, cv::FILLED, cv::LINE_AA);
       if (pts.size() > 1) cv::polylines(img, pts, false, colour, 2, cv::LINE_AA);
-      const int ly = py + 18 + static_cast<int>(si) * 18;
-      cv::line(img, {left + pw - 150, ly - 4}, {left + pw - 125, ly - 4}, colour, 2);
-      text(img, s.name, {left + pw - 118, ly}, 0.42, kBlack);
+    }
+    // The legend on a framed white box in the top right corner, over the lines.
+    const cv::Rect box(left + pw - 162, py + 6, 156, 8 + 18 * static_cast<int>(p.series.size()));
+    cv::rectangle(img, box, kWhite, cv::FILLED);
+    cv::rectangle(img, box, kGrey, 1);
+    for (size_t si = 0; si < p.series.size(); ++si) {
+      const int ly = py + 20 + static_cast<int>(si) * 18;
+      cv::line(img, {left + pw - 154, ly - 4}, {left + pw - 129, ly - 4}, kColours[si % 6], 2);
+      text(img, p.series[si].name, {left + pw - 122, ly}, 0.42, kBlack);
     }
   }
   write_png(img, path);

@@ -657,9 +657,11 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
       line["val_loss"] = seen ? vloss / static_cast<double>(seen) : 0.0;
       report.last_val_accuracy = vacc;
       score = vacc;
-      progress.line("epoch " + std::to_string(epoch + 1) + ": validation accuracy " +
-                    std::to_string(100.0 * vacc).substr(0, 5) + "% on " + std::to_string(seen) +
-                    " clips");
+      char msg[128];
+      std::snprintf(msg, sizeof msg, "epoch %lld: validation accuracy %.1f%% on %lld clips",
+                    static_cast<long long>(epoch + 1), 100.0 * vacc,
+                    static_cast<long long>(seen));
+      progress.line(msg);
       model.train();
     }
     metrics.write(line);
