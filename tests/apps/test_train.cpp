@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../test_util.h"
+#include "reel/layers/resnet.h"
 
 using namespace reel;
 namespace fs = std::filesystem;
@@ -386,6 +387,67 @@ TEST_CASE("bad input: a clear line, the right exit code, no run data lost") {
     CHECK(r.rc == 1);
     CHECK(r.err.find("no usable GPU") != std::string::npos);
   }
+}
+
+TEST_CASE("reel train from a store, with pretrained frozen weights; checkpoints that do not fit") {
+  // A store made by reel prepare trains like the folder it came from.
+  const std::string store = kTmp + "/digits.store";
+  fs::remove(store);
+  Result r = reel_run("prepare --data " + digits() +
+                      " --layout ucf101 --frames 4 --size 32 --out " + store);
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  // Backbone weights with torchvision's names (a ResNet-18 of width 4, its fc of 1000 classes
+  // left out as the trainer drops it), and a frozen backbone: they stay as they were.
+  manual_seed(3);
+  ResNetOptions ro;
+  ro.width = 4;
+  ro.num_classes = 1000;
+  ResNet resnet(ro);
+  TensorMap weights = resnet.state_dict();
+  const std::string pre = kTmp + "/resnet18_w4.safetensors";
+  save_safetensors(pre, weights);
+  const std::string run = fresh("store_run");
+  r = reel_run("train --data " + store +
+               " --frames 4 --size 32 --resize 32 --width 4 "
+               "--feature-dim 8 --hidden 8 --layers 1 --batch 8 --threads 1 --max-steps 2 "
+               "--device cpu --pretrained " +
+               pre + " --freeze-backbone --out " + run);
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  CHECK(r.out.find("48 videos in 4 classes") != std::string::npos);
+  const TensorMap ck = load_safetensors(run + "/last.safetensors");
+  for (const char* k : {"conv1.weight", "layer4.1.bn2.weight", "layer2.0.downsample.0.weight",
+                        "bn1.running_mean"}) {
+    INFO(k);
+    reel::test::check_close(ck.at(std::string("cnn.") + k), weights.at(k), 0.0f);
+  }
+  // Weights of another width are refused, naming the file and what differs.
+  ro.width = 8;
+  ResNet wide(ro);
+  save_safetensors(pre, wide.state_dict());
+  r = reel_run("train --data " + store + " --width 4 --size 32 --pretrained " + pre + " --out " +
+               fresh("bad"));
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("--pretrained " + pre) != std::string::npos);
+  CHECK(r.err.find("conv1.weight (checkpoint [8, 3, 7, 7], module [4, 3, 7, 7])") !=
+        std::string::npos);
+  // A bare weights file is not a checkpoint for eval or predict.
+  std::string video;
+  for (const auto& e : fs::recursive_directory_iterator(digits()))
+    if (e.path().extension() == ".avi") video = e.path().string();
+  r = reel_run("predict " + video + " --checkpoint " + pre);
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("not a reel checkpoint") != std::string::npos);
+  // A checkpoint whose classes are not the dataset's.
+  const std::string other = fresh("other_classes");
+  fs::create_directories(other + "/a/v1");
+  fs::create_directories(other + "/b/v2");
+  for (const char* v : {"/a/v1", "/b/v2"})
+    for (int f = 0; f < 4; ++f)
+      cv::imwrite(other + v + "/" + std::to_string(f) + ".png",
+                  cv::Mat(32, 32, CV_8UC3, cv::Scalar(f * 40)));
+  r = reel_run("eval --checkpoint " + run + "/last.safetensors --data " + other);
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("has other classes") != std::string::npos);
 }
 
 TEST_CASE("a full disk while writing a checkpoint keeps the previous one") {
