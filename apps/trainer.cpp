@@ -659,8 +659,7 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
       score = vacc;
       char msg[128];
       std::snprintf(msg, sizeof msg, "epoch %lld: validation accuracy %.1f%% on %lld clips",
-                    static_cast<long long>(epoch + 1), 100.0 * vacc,
-                    static_cast<long long>(seen));
+                    static_cast<long long>(epoch + 1), 100.0 * vacc, static_cast<long long>(seen));
       progress.line(msg);
       model.train();
     }
