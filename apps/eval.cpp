@@ -59,16 +59,6 @@ void data_from_run(const Checkpoint& ck, EvalArgs& a) {
   }
 }
 
-std::vector<int64_t> top_k(const float* p, int64_t classes, int64_t k) {
-  std::vector<int64_t> idx(static_cast<size_t>(classes));
-  std::iota(idx.begin(), idx.end(), 0);
-  k = std::min(k, classes);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                    [p](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-  idx.resize(static_cast<size_t>(k));
-  return idx;
-}
-
 }  // namespace
 
 bool draw_run_curves(const std::string& metrics_path, const std::string& png) {

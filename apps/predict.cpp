@@ -35,20 +35,10 @@ struct PredictArgs {
   bool as_json = false, stream = false;
 };
 
-// Indices of the k largest probabilities, largest first.
-std::vector<int64_t> ranked(const std::vector<float>& p, int64_t k) {
-  std::vector<int64_t> idx(p.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  k = std::min<int64_t>(k, static_cast<int64_t>(p.size()));
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                    [&p](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-  idx.resize(static_cast<size_t>(k));
-  return idx;
-}
-
 json top_json(const std::vector<float>& p, const std::vector<std::string>& classes, int64_t k) {
   json top = json::array();
-  for (int64_t c : ranked(p, k)) top.push_back({{"class", classes[c]}, {"probability", p[c]}});
+  for (int64_t c : top_k(p.data(), static_cast<int64_t>(p.size()), k))
+    top.push_back({{"class", classes[c]}, {"probability", p[c]}});
   return top;
 }
 
@@ -126,7 +116,7 @@ int stream_video(VideoClassifier& model, const CheckpointInfo& info, const Predi
       std::printf("%s\n", line.dump().c_str());
     } else {
       std::printf("frame %5lld  %7.2f s ", static_cast<long long>(k), k / fps);
-      for (int64_t c : ranked(p, std::min<int64_t>(a.top, 3)))
+      for (int64_t c : top_k(p.data(), static_cast<int64_t>(p.size()), std::min<int64_t>(a.top, 3)))
         std::printf("  %s %.3f", info.classes[c].c_str(), p[c]);
       std::printf("   %.1f ms\n", latency.back());
     }
@@ -173,7 +163,7 @@ int run_predict(const PredictArgs& a) {
         all.push_back({{"path", v}, {"top", top_json(p, ck.info.classes, a.top)}});
       } else {
         std::printf("%s\n", v.c_str());
-        for (int64_t c : ranked(p, a.top))
+        for (int64_t c : top_k(p.data(), static_cast<int64_t>(p.size()), a.top))
           std::printf("  %-24s %.3f\n", ck.info.classes[c].c_str(), p[c]);
       }
     } catch (const Error& e) {

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <sstream>
 
 #include "reel/core/allocator.h"
@@ -172,13 +173,6 @@ class Progress {
   int64_t every_;
 };
 
-int64_t top1(const std::vector<float>& logits, int64_t classes, int64_t i) {
-  int64_t best = 0;
-  for (int64_t c = 1; c < classes; ++c)
-    if (logits[i * classes + c] > logits[i * classes + best]) best = c;
-  return best;
-}
-
 Device choose_device(const std::string& name, Progress& progress) {
   if (name == "auto") {
     if (cuda::available()) return Device::cuda(0);
@@ -252,6 +246,16 @@ void load_pretrained(VideoClassifier& model, const std::string& path) {
 }
 
 }  // namespace
+
+std::vector<int64_t> top_k(const float* p, int64_t classes, int64_t k) {
+  std::vector<int64_t> idx(static_cast<size_t>(classes));
+  std::iota(idx.begin(), idx.end(), 0);
+  k = std::min(k, classes);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [p](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+  idx.resize(static_cast<size_t>(k));
+  return idx;
+}
 
 void save_checkpoint(const std::string& path, const TensorMap& model, const TensorMap& optimizer,
                      const TensorMap& scheduler, const CheckpointInfo& info) {
@@ -573,7 +577,8 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
       const std::vector<float> l = logits.to_vector();
       const int64_t n = static_cast<int64_t>(batch.labels.size());
       int64_t right = 0;
-      for (int64_t i = 0; i < n; ++i) right += top1(l, mo.num_classes, i) == batch.labels[i];
+      for (int64_t i = 0; i < n; ++i)
+        right += top_k(l.data() + i * mo.num_classes, mo.num_classes, 1)[0] == batch.labels[i];
       info.step += 1;
       info.batch = batch.index + 1;
       info.steps_in_epoch += 1;
@@ -649,7 +654,8 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
         const int64_t n = static_cast<int64_t>(vb.labels.size());
         vloss += cross_entropy(logits, vb.labels).item() * static_cast<double>(n);
         const std::vector<float> l = logits.to_vector();
-        for (int64_t i = 0; i < n; ++i) right += top1(l, mo.num_classes, i) == vb.labels[i];
+        for (int64_t i = 0; i < n; ++i)
+          right += top_k(l.data() + i * mo.num_classes, mo.num_classes, 1)[0] == vb.labels[i];
         seen += n;
       }
       const double vacc = seen ? static_cast<double>(right) / static_cast<double>(seen) : 0.0;

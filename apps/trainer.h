@@ -79,6 +79,9 @@ struct TrainReport {
 TrainReport train(const TrainConfig& config, const std::string& config_text, bool resume,
                   std::FILE* out);
 
+// The indices of the k largest of p[0, classes), largest first (ties: the lower index first).
+std::vector<int64_t> top_k(const float* p, int64_t classes, int64_t k);
+
 // The exit code of a run that SIGINT or SIGTERM stopped after writing its checkpoint.
 constexpr int kInterruptedExit = 130;
 
