@@ -261,41 +261,45 @@ TEST_CASE("a run stopped by --max-steps and resumed equals the uninterrupted run
   }
 }
 
-TEST_CASE("SIGINT finishes the step, writes a checkpoint and says how to resume") {
-  const std::string run = fresh("sigint");
-  const std::string log = kTmp + "/sigint.out";
-  const std::string cmd =
-      kCli + " " + base_args(digits(), 500) + " --out " + run + " > " + log + " 2>&1";
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
-    _exit(127);
+TEST_CASE("SIGINT and SIGTERM finish the step, write a checkpoint and say how to resume") {
+  for (const int sig : {SIGINT, SIGTERM}) {
+    const std::string name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    INFO(name);
+    const std::string run = fresh(name);
+    const std::string log = kTmp + "/" + name + ".out";
+    const std::string cmd =
+        kCli + " " + base_args(digits(), 500) + " --out " + run + " > " + log + " 2>&1";
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Wait for the first steps in metrics.jsonl (at most 60 s), then interrupt.
+    const auto t0 = std::chrono::steady_clock::now();
+    while (lines_of(run + "/metrics.jsonl").size() < 3 &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    kill(pid, sig);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 130);
+    const std::string out = read_text(log);
+    CHECK(out.find("stopped by " + name) != std::string::npos);
+    CHECK(out.find("resume with: reel train --resume " + run) != std::string::npos);
+    const std::vector<json> before = lines_of(run + "/metrics.jsonl");
+    REQUIRE(!before.empty());
+    const int64_t last_step = before.back()["step"].get<int64_t>();
+    // The checkpoint holds the step the metrics reached; a resume goes on from there.
+    const Result r =
+        reel_run("train --resume " + run + " --max-steps " + std::to_string(last_step + 2));
+    REQUIRE_MESSAGE(r.rc == 0, r.err);
+    const std::vector<json> after = lines_of(run + "/metrics.jsonl");
+    CHECK(after.back()["step"].get<int64_t>() >= last_step + 1);
+    for (size_t i = 1; i < after.size(); ++i)
+      CHECK(after[i]["step"].get<int64_t>() >= after[i - 1]["step"].get<int64_t>());
   }
-  // Wait for the first steps in metrics.jsonl (at most 60 s), then interrupt.
-  const auto t0 = std::chrono::steady_clock::now();
-  while (lines_of(run + "/metrics.jsonl").size() < 3 &&
-         std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  kill(pid, SIGINT);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 130);
-  const std::string out = read_text(log);
-  CHECK(out.find("stopped by SIGINT") != std::string::npos);
-  CHECK(out.find("resume with: reel train --resume " + run) != std::string::npos);
-  const std::vector<json> before = lines_of(run + "/metrics.jsonl");
-  REQUIRE(!before.empty());
-  const int64_t last_step = before.back()["step"].get<int64_t>();
-  // The checkpoint holds the step the metrics reached; a resume goes on from there.
-  const Result r =
-      reel_run("train --resume " + run + " --max-steps " + std::to_string(last_step + 2));
-  REQUIRE_MESSAGE(r.rc == 0, r.err);
-  const std::vector<json> after = lines_of(run + "/metrics.jsonl");
-  CHECK(after.back()["step"].get<int64_t>() >= last_step + 1);
-  for (size_t i = 1; i < after.size(); ++i)
-    CHECK(after[i]["step"].get<int64_t>() >= after[i - 1]["step"].get<int64_t>());
 }
 
 TEST_CASE("the TOML config: the command line wins; unknown keys and wrong types are refused") {
