@@ -23,6 +23,9 @@ Command add_eval(CLI::App& app);
 Command add_predict(CLI::App& app);
 // `reel inspect`: heatmaps of the LSTM's gates and states over one clip, with index.html.
 Command add_inspect(CLI::App& app);
+// `reel embed` / `reel search`: per-video embeddings and retrieval by cosine similarity.
+Command add_embed(CLI::App& app);
+Command add_search(CLI::App& app);
 // `reel digits`: writes the moving-digits set as videos in UCF101's layout (data/digits.h).
 Command add_digits(CLI::App& app);
 

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   commands["eval"] = reel::apps::add_eval(app);
   commands["predict"] = reel::apps::add_predict(app);
   commands["inspect"] = reel::apps::add_inspect(app);
+  commands["embed"] = reel::apps::add_embed(app);
+  commands["search"] = reel::apps::add_search(app);
 #endif
   try {
     app.parse(argc, argv);

@@ -99,6 +99,10 @@ void VideoClassifier::set_recompute(bool on) {
 }
 
 Tensor VideoClassifier::forward(const Tensor& clips, const std::vector<int64_t>& lengths) {
+  return fc_->forward(fused(clips, lengths));
+}
+
+Tensor VideoClassifier::fused(const Tensor& clips, const std::vector<int64_t>& lengths) {
   REEL_CHECK(clips.defined() && clips.dim() == 5 && clips.size(2) == 3,
              "video classifier: expected clips of shape [B, T, 3, H, W], got "
                  << (clips.defined() ? shape_str(clips.shape()) : std::string("none")));
@@ -123,22 +127,22 @@ Tensor VideoClassifier::forward(const Tensor& clips, const std::vector<int64_t>&
     pooled = cnn_->features(frames);
   }
   const Tensor feats = reshape(cnn_->fc().forward(pooled), {B, T, opts_.feature_dim});
-  Tensor fused;
+  Tensor vec;
   if (opts_.fusion == Fusion::pool) {
-    fused = weighted_sum_over_time(feats, step_weights(B, T, lengths, true, dev));
+    vec = weighted_sum_over_time(feats, step_weights(B, T, lengths, true, dev));
   } else {
     const Tensor out = lstm_->forward(feats, lengths).output;  // [B, T, H], 0 past the lengths
     switch (opts_.fusion) {
       case Fusion::last:
-        fused = weighted_sum_over_time(out, step_weights(B, T, lengths, false, dev));
+        vec = weighted_sum_over_time(out, step_weights(B, T, lengths, false, dev));
         break;
       case Fusion::mean:
-        fused = weighted_sum_over_time(out, step_weights(B, T, lengths, true, dev));
+        vec = weighted_sum_over_time(out, step_weights(B, T, lengths, true, dev));
         break;
       case Fusion::concat:
-        fused = concat({weighted_sum_over_time(feats, step_weights(B, T, lengths, true, dev)),
-                        weighted_sum_over_time(out, step_weights(B, T, lengths, false, dev))},
-                       1);
+        vec = concat({weighted_sum_over_time(feats, step_weights(B, T, lengths, true, dev)),
+                      weighted_sum_over_time(out, step_weights(B, T, lengths, false, dev))},
+                     1);
         break;
       case Fusion::attention: {
         // Scores of the steps past a clip's length are -inf: their softmax weight is 0.
@@ -148,14 +152,14 @@ Tensor VideoClassifier::forward(const Tensor& clips, const std::vector<int64_t>&
             mask[static_cast<size_t>(b * T + t)] = -std::numeric_limits<float>::infinity();
         const Tensor scores = reshape(attention_->forward(out), {B, T});
         const Tensor w = softmax(scores + Tensor::from_vector(mask, {B, T}, dev), 1);
-        fused = weighted_sum_over_time(out, w);
+        vec = weighted_sum_over_time(out, w);
         break;
       }
       default:
         break;
     }
   }
-  return fc_->forward(fused);
+  return vec;
 }
 
 Tensor VideoClassifier::stream_step(const Tensor& frame, VideoStreamState& s) {

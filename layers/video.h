@@ -63,6 +63,9 @@ class VideoClassifier : public Module {
   // statistics include frames past a clip's length, as a PyTorch model fed the padded batch
   // would); past its length a clip's frames change nothing else. -> logits [B, num_classes].
   Tensor forward(const Tensor& clips, const std::vector<int64_t>& lengths = {});
+  // The fused vector that fc reads: [B, fused_size()]; forward() is fc(fused()). What `reel
+  // embed` keeps as a clip's embedding.
+  Tensor fused(const Tensor& clips, const std::vector<int64_t>& lengths = {});
 
   // Online use, one frame at a time, without gradients: frame [1, 3, H, W] -> logits [1, C]
   // after the frames seen so far. The LSTM's state (and each fusion's running sums: the mean,

@@ -8,9 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
@@ -237,6 +239,48 @@ TEST_CASE("reel inspect: gate heatmaps, probabilities per step, raw values and i
   const Result bad = reel_run("inspect " + video + " --run " + pool + " --which last");
   CHECK(bad.rc == 1);
   CHECK(bad.err.find("no LSTM") != std::string::npos);
+}
+
+TEST_CASE("reel embed and reel search: unit embeddings, the query finds itself first") {
+  const std::string run = reference_run();
+  std::vector<std::string> videos;
+  for (const auto& e : fs::recursive_directory_iterator(digits()))
+    if (e.path().extension() == ".avi") videos.push_back(e.path().string());
+  std::sort(videos.begin(), videos.end());
+  videos.resize(10);
+  std::string list;
+  for (const auto& v : videos) list += " " + v;
+  const std::string junk = kTmp + "/junk2.avi";
+  std::ofstream(junk) << "not a video";
+  const std::string index = kTmp + "/index.safetensors";
+  fs::remove(index);
+  Result r = reel_run("embed" + list + " " + junk + " --run " + run + " --out " + index);
+  CHECK(r.rc == 1);  // the junk file is named and left out; the others are indexed
+  CHECK(r.err.find(junk) != std::string::npos);
+  std::map<std::string, std::string> meta;
+  const TensorMap m = load_safetensors(index, Device::cpu(), &meta);
+  const Tensor& e = m.at("embeddings");
+  REQUIRE(e.shape() == Shape{10, 8});  // the LSTM's H = 8 (fusion last)
+  const std::vector<float> v = e.to_vector();
+  for (int i = 0; i < 10; ++i) {
+    float n2 = 0;
+    for (int k = 0; k < 8; ++k) n2 += v[i * 8 + k] * v[i * 8 + k];
+    CHECK(n2 == doctest::Approx(1.0f).epsilon(1e-5));
+  }
+  CHECK(json::parse(meta.at("reel.paths")).size() == 10);
+  r = reel_run("search " + videos[3] + " --index " + index + " --top 3");
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  const size_t first = r.out.find("\n  ");  // the first result line
+  REQUIRE(first != std::string::npos);
+  const std::string top = r.out.substr(first + 1, r.out.find('\n', first + 1) - first - 1);
+  CHECK(top.find(videos[3]) != std::string::npos);
+  CHECK(top.find("1.0000") != std::string::npos);
+  r = reel_run("search --index " + index + " --leave-one-out");
+  REQUIRE_MESSAGE(r.rc == 0, r.err);
+  CHECK(r.out.find("10 videos in") != std::string::npos);
+  r = reel_run("search " + videos[3] + " --index " + run + "/last.safetensors");
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("not an index written by `reel embed`") != std::string::npos);
 }
 
 TEST_CASE("a run stopped by --max-steps and resumed equals the uninterrupted run bit for bit") {
