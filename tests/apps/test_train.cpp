@@ -278,6 +278,13 @@ TEST_CASE("reel embed and reel search: unit embeddings, the query finds itself f
   r = reel_run("search --index " + index + " --leave-one-out");
   REQUIRE_MESSAGE(r.rc == 0, r.err);
   CHECK(r.out.find("10 videos in") != std::string::npos);
+  // An index made by a model with another embedding size (H = 6) is refused with both sizes.
+  const std::string small = fresh("h6");
+  REQUIRE(reel_run(base_args() + " --hidden 6 --max-steps 1 --out " + small).rc == 0);
+  r = reel_run("search " + videos[3] + " --index " + index + " --run " + small + " --which last");
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("holds embeddings of size 8") != std::string::npos);
+  CHECK(r.err.find("makes them of size 6") != std::string::npos);
   r = reel_run("search " + videos[3] + " --index " + run + "/last.safetensors");
   CHECK(r.rc == 1);
   CHECK(r.err.find("not an index written by `reel embed`") != std::string::npos);
