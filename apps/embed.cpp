@@ -75,12 +75,6 @@ int leave_one_out(const std::string& index, const std::vector<float>& e, int64_t
   return 0;
 }
 
-std::string checkpoint_of(const EmbedArgs& a) {
-  if (a.run.empty() == a.checkpoint.empty())
-    throw UsageError("give one of --run RUN_DIR or --checkpoint FILE");
-  return a.checkpoint.empty() ? run_checkpoint(a.run, a.which) : a.checkpoint;
-}
-
 // The unit-length embedding of one video and its predicted class.
 std::vector<float> embed_video(VideoClassifier& model, const CheckpointInfo& info,
                                const std::string& path, int64_t clips, int64_t* predicted) {
@@ -103,7 +97,7 @@ int run_embed(const EmbedArgs& a) {
     throw UsageError("--clips must be between 1 and 64 (got " + std::to_string(a.clips) + ")");
   if (a.threads > 0) cpu::set_num_threads(static_cast<int>(a.threads));
   data::quiet_opencv();
-  const std::string path = checkpoint_of(a);
+  const std::string path = chosen_checkpoint(a.run, a.which, a.checkpoint);
   const Checkpoint ck = load_checkpoint(path);
   std::unique_ptr<VideoClassifier> model = model_from_checkpoint(ck, path);
   std::vector<float> all;
@@ -162,7 +156,7 @@ int run_search(EmbedArgs a) {
   if (a.videos.size() != 1) throw UsageError("give a query video (or --leave-one-out)");
   // The model that made the index, unless another is named.
   if (a.run.empty() && a.checkpoint.empty()) a.checkpoint = meta["reel.checkpoint"];
-  const std::string path = checkpoint_of(a);
+  const std::string path = chosen_checkpoint(a.run, a.which, a.checkpoint);
   const Checkpoint ck = load_checkpoint(path);
   std::unique_ptr<VideoClassifier> model = model_from_checkpoint(ck, path);
   int64_t predicted = 0;
@@ -193,11 +187,7 @@ Command add_embed(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "embed", "write one L2-normalised embedding per video (the classifier's fused vector)");
   sub->add_option("videos", a->videos, "video files or frame folders")->required();
-  sub->add_option("--run", a->run, "run folder written by `reel train`");
-  sub->add_option("--which", a->which, "with --run: the best or the last checkpoint")
-      ->check(CLI::IsMember({"best", "last"}))
-      ->capture_default_str();
-  sub->add_option("--checkpoint", a->checkpoint, "a checkpoint file instead of --run");
+  add_checkpoint_options(sub, a->run, a->which, a->checkpoint);
   sub->add_option("--out", a->out, "the index to write (safetensors)")->required();
   sub->add_option("--clips", a->clips, "clips per video, their vectors averaged")
       ->capture_default_str();
@@ -216,10 +206,8 @@ Command add_search(CLI::App& app) {
                 "name of its folder)");
   sub->add_option("--index", a->index, "an index written by `reel embed`")->required();
   sub->add_option("--top", a->top, "results to list")->capture_default_str();
-  sub->add_option("--run", a->run, "run folder (default: the checkpoint that made the index)");
-  sub->add_option("--which", a->which, "with --run: the best or the last checkpoint")
-      ->check(CLI::IsMember({"best", "last"}));
-  sub->add_option("--checkpoint", a->checkpoint, "a checkpoint file instead of --run");
+  add_checkpoint_options(sub, a->run, a->which, a->checkpoint,
+                         "run folder (default: the checkpoint that made the index)");
   sub->add_option("--clips", a->clips, "clips of the query, their vectors averaged");
   sub->add_option("--threads", a->threads, "compute threads (0: all cores)")
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));

@@ -156,15 +156,11 @@ EvalResult evaluate(VideoClassifier& model, const CheckpointInfo& info, const da
 namespace {
 
 int run_eval(EvalArgs a) {
-  if (a.run.empty() == a.checkpoint.empty())
-    throw UsageError("give one of --run RUN_DIR or --checkpoint FILE");
-  if (a.which != "best" && a.which != "last")
-    throw UsageError("--which must be best or last (got '" + a.which + "')");
   if (a.clips < 1 || a.clips > 64)
     throw UsageError("--clips must be between 1 and 64 (got " + std::to_string(a.clips) + ")");
   if (a.batch < 1 || a.batch > 65536)
     throw UsageError("--batch must be between 1 and 65536 (got " + std::to_string(a.batch) + ")");
-  const std::string path = a.checkpoint.empty() ? run_checkpoint(a.run, a.which) : a.checkpoint;
+  const std::string path = chosen_checkpoint(a.run, a.which, a.checkpoint);
   const Checkpoint ck = load_checkpoint(path);
   if (a.data.empty()) {
     if (a.run.empty()) throw UsageError("--data is needed with --checkpoint");
@@ -232,10 +228,7 @@ Command add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* sub = app.add_subcommand(
       "eval", "accuracy, per-class accuracy and confusion matrix of a trained model");
-  sub->add_option("--run", a->run, "run folder written by `reel train`");
-  sub->add_option("--which", a->which, "with --run: the best or the last checkpoint")
-      ->capture_default_str();
-  sub->add_option("--checkpoint", a->checkpoint, "a checkpoint file instead of --run");
+  add_checkpoint_options(sub, a->run, a->which, a->checkpoint);
   sub->add_option("--data", a->data, "dataset folder or store (default: the run's validation set)");
   sub->add_option("--layout", a->layout, "ucf101, kinetics, folder or csv (default: the run's)");
   sub->add_option("--split", a->split, "UCF101 split (default: the run's)");

@@ -184,10 +184,8 @@ std::string inspect_video(const std::string& path, const std::string& video,
 namespace {
 
 int run_inspect(const InspectArgs& a) {
-  if (a.run.empty() == a.checkpoint.empty())
-    throw UsageError("give one of --run RUN_DIR or --checkpoint FILE");
   if (a.threads > 0) cpu::set_num_threads(static_cast<int>(a.threads));
-  const std::string path = a.checkpoint.empty() ? run_checkpoint(a.run, a.which) : a.checkpoint;
+  const std::string path = chosen_checkpoint(a.run, a.which, a.checkpoint);
   const std::string out =
       a.out.empty() ? (fs::path(a.run.empty() ? "." : a.run) / "inspect").string() : a.out;
   std::printf("reel inspect: %s\n", inspect_video(path, a.video, out).c_str());
@@ -201,11 +199,7 @@ Command add_inspect(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "inspect", "draw the LSTM's gates and states over one clip, for teaching (index.html)");
   sub->add_option("video", a->video, "a video file or frame folder")->required();
-  sub->add_option("--run", a->run, "run folder written by `reel train`");
-  sub->add_option("--which", a->which, "with --run: the best or the last checkpoint")
-      ->check(CLI::IsMember({"best", "last"}))
-      ->capture_default_str();
-  sub->add_option("--checkpoint", a->checkpoint, "a checkpoint file instead of --run");
+  add_checkpoint_options(sub, a->run, a->which, a->checkpoint);
   sub->add_option("--out", a->out, "output folder (default: RUN/inspect)");
   sub->add_option("--threads", a->threads, "compute threads (0: all cores)")
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));

@@ -141,16 +141,12 @@ int stream_video(VideoClassifier& model, const CheckpointInfo& info, const Predi
 }
 
 int run_predict(const PredictArgs& a) {
-  if (a.run.empty() == a.checkpoint.empty())
-    throw UsageError("give one of --run RUN_DIR or --checkpoint FILE");
-  if (a.which != "best" && a.which != "last")
-    throw UsageError("--which must be best or last (got '" + a.which + "')");
   if (a.stream && a.videos.size() != 1)
     throw UsageError("--stream reads one video (or frame folder); " +
                      std::to_string(a.videos.size()) + " given");
   if (a.threads > 0) cpu::set_num_threads(static_cast<int>(a.threads));
   data::quiet_opencv();
-  const std::string path = a.checkpoint.empty() ? run_checkpoint(a.run, a.which) : a.checkpoint;
+  const std::string path = chosen_checkpoint(a.run, a.which, a.checkpoint);
   const Checkpoint ck = load_checkpoint(path);
   std::unique_ptr<VideoClassifier> model = model_from_checkpoint(ck, path);
   if (a.stream) return stream_video(*model, ck.info, a);
@@ -183,10 +179,7 @@ Command add_predict(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "predict", "the top classes of each video, or (--stream) as one video plays");
   sub->add_option("videos", a->videos, "video files or frame folders")->required();
-  sub->add_option("--run", a->run, "run folder written by `reel train`");
-  sub->add_option("--which", a->which, "with --run: the best or the last checkpoint")
-      ->capture_default_str();
-  sub->add_option("--checkpoint", a->checkpoint, "a checkpoint file instead of --run");
+  add_checkpoint_options(sub, a->run, a->which, a->checkpoint);
   sub->add_option("--top", a->top, "classes to list")
       ->check(CLI::Range(int64_t{1}, int64_t{1000}))
       ->capture_default_str();

@@ -348,6 +348,22 @@ std::string run_checkpoint(const std::string& run_dir, const std::string& which)
   return path;
 }
 
+void add_checkpoint_options(CLI::App* sub, std::string& run, std::string& which,
+                            std::string& checkpoint, const std::string& run_help) {
+  sub->add_option("--run", run, run_help);
+  sub->add_option("--which", which, "with --run: the best or the last checkpoint")
+      ->check(CLI::IsMember({"best", "last"}))
+      ->capture_default_str();
+  sub->add_option("--checkpoint", checkpoint, "a checkpoint file instead of --run");
+}
+
+std::string chosen_checkpoint(const std::string& run, const std::string& which,
+                              const std::string& checkpoint) {
+  if (run.empty() == checkpoint.empty())
+    throw UsageError("give one of --run RUN_DIR or --checkpoint FILE");
+  return checkpoint.empty() ? run_checkpoint(run, which) : checkpoint;
+}
+
 data::Dataset open_dataset(const std::string& path, const std::string& layout, int64_t split,
                            bool train) {
   std::error_code ec;

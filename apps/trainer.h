@@ -57,6 +57,14 @@ std::unique_ptr<VideoClassifier> model_from_checkpoint(const Checkpoint& checkpo
 // RUN_DIR/<which>.safetensors ("best" or "last"); throws naming the folder when it is absent.
 std::string run_checkpoint(const std::string& run_dir, const std::string& which);
 
+// --run RUN_DIR, --which best|last and --checkpoint FILE on a command that reads a model.
+void add_checkpoint_options(CLI::App* sub, std::string& run, std::string& which,
+                            std::string& checkpoint,
+                            const std::string& run_help = "run folder written by `reel train`");
+// The checkpoint file they name; UsageError unless exactly one of run and checkpoint is given.
+std::string chosen_checkpoint(const std::string& run, const std::string& which,
+                              const std::string& checkpoint);
+
 // A dataset folder (with its layout) or a store file made by `reel prepare`. Throws naming
 // the path when it holds no video.
 data::Dataset open_dataset(const std::string& path, const std::string& layout, int64_t split,
