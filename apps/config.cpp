@@ -7,6 +7,8 @@
 
 #include <toml++/toml.h>
 
+#include "reel/layers/backbone.h"
+
 namespace reel::apps {
 
 struct ConfigOptions::Field {
@@ -141,16 +143,18 @@ ConfigOptions::ConfigOptions(CLI::App& app, TrainConfig& c) {
   add(app, "frames", c.frames, "frames per clip (T)");
   add(app, "size", c.size, "frames are cropped to size x size pixels");
   add(app, "resize", c.resize, "shorter side before cropping (0: size * 8 / 7)");
-  add(app, "backbone", c.backbone, "per-frame CNN: resnet18 or resnet34");
-  add(app, "width", c.width, "ResNet width (64 is torchvision's; 8 or 16 train on a CPU)");
+  add(app, "backbone", c.backbone,
+      "per-frame CNN: resnet18, resnet34, vgg11, vgg13 or vgg16 (vgg*_bn with BatchNorm)");
+  add(app, "width", c.width, "CNN width (64 is torchvision's; 8 or 16 train on a CPU)");
   add(app, "feature_dim", c.feature_dim, "CNN feature size F (the LSTM's input)");
   add(app, "hidden", c.hidden, "LSTM hidden size H");
   add(app, "layers", c.layers, "LSTM layers");
   add(app, "fusion", c.fusion, "last, mean, concat, attention or pool (no LSTM: the baseline)");
   add(app, "recompute", c.recompute, "recompute residual blocks in backward (less memory)");
-  add(app, "freeze_backbone", c.freeze_backbone, "train only cnn.fc, the LSTM and the head");
+  add(app, "freeze_backbone", c.freeze_backbone,
+      "train only the CNN's last Linear, the LSTM and the head");
   add(app, "pretrained", c.pretrained,
-      "backbone weights as safetensors (torchvision ResNet names; fc is skipped)");
+      "backbone weights as safetensors (torchvision names; the ImageNet head is skipped)");
   add(app, "batch", c.batch, "clips per step");
   add(app, "epochs", c.epochs, "epochs");
   add(app, "optimizer", c.optimizer, "sgd, adam or adamw");
@@ -242,7 +246,7 @@ void validate(TrainConfig& c) {
   check_range("size", c.size, 32, 1024, " pixels");
   if (c.resize == 0) c.resize = c.size * 8 / 7;
   check_range("resize", c.resize, c.size, 4096, " pixels (at least --size)");
-  check_choice("backbone", c.backbone, {"resnet18", "resnet34"});
+  check_choice("backbone", c.backbone, backbones());
   check_range("width", c.width, 1, 1024);
   check_range("feature_dim", c.feature_dim, 1, 65536);
   check_range("hidden", c.hidden, 1, 65536);

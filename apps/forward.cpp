@@ -9,6 +9,7 @@
 // Nothing is written unless every step succeeded (the output file appears whole or not at all).
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "reel/core/reel.h"
 #include "reel/layers/lstm.h"
 #include "reel/layers/resnet.h"
+#include "reel/layers/vgg.h"
 #include "reel/layers/video.h"
 
 namespace reel::apps {
@@ -40,10 +42,9 @@ nlohmann::json read_model(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error("--model " + path + ": not valid JSON (" + e.what() + ")");
   }
-  REEL_CHECK(
-      j.is_object() && j.contains("arch") && j["arch"].is_string(),
-      "--model " << path
-                 << ": expected an object with \"arch\" (resnet18, resnet34, lstm or cnn_lstm)");
+  REEL_CHECK(j.is_object() && j.contains("arch") && j["arch"].is_string(),
+             "--model " << path << ": expected an object with \"arch\" (a backbone: "
+                        << backbone_names() << "; lstm or cnn_lstm)");
   return j;
 }
 
@@ -66,6 +67,14 @@ std::string get_string(const nlohmann::json& j, const std::string& path, const c
   REEL_CHECK(j[key].is_string(),
              "--model " << path << ": \"" << key << "\" must be a string, got " << j[key].dump());
   return j[key].get<std::string>();
+}
+
+// "dropout": the VGG classifier's Dropout probability (0 for a deterministic comparison).
+float get_dropout(const nlohmann::json& j, const std::string& path, float def) {
+  if (!j.contains("dropout")) return def;
+  REEL_CHECK(j["dropout"].is_number(),
+             "--model " << path << ": \"dropout\" must be a number, got " << j["dropout"].dump());
+  return j["dropout"].get<float>();
 }
 
 void check_keys(const nlohmann::json& j, const std::string& path, const std::set<std::string>& ok) {
@@ -101,7 +110,7 @@ int run_forward(const ForwardArgs& a) {
   const std::string arch = spec["arch"].get<std::string>();
   const Device dev = Device::parse(a.device);
   std::shared_ptr<Module> model;
-  std::shared_ptr<ResNet> resnet;
+  std::shared_ptr<Backbone> backbone;  // a ResNet or a VGG
   std::shared_ptr<LSTM> lstm;
   std::shared_ptr<VideoClassifier> video;
   if (arch == "resnet18" || arch == "resnet34") {
@@ -111,7 +120,21 @@ int run_forward(const ForwardArgs& a) {
     o.num_classes = get_int(spec, a.model, "num_classes", 1000);
     o.width = get_int(spec, a.model, "width", 64);
     o.in_channels = get_int(spec, a.model, "in_channels", 3);
-    model = resnet = std::make_shared<ResNet>(o);
+    model = backbone = std::make_shared<ResNet>(o);
+  } else if (arch.rfind("vgg", 0) == 0 &&
+             std::count(backbones().begin(), backbones().end(), arch)) {
+    check_keys(spec, a.model, {"arch", "num_classes", "width", "dropout"});
+    VGGOptions o;
+    o.depth = std::stoi(arch.substr(3, 2));
+    o.batch_norm = arch.size() > 5;
+    o.num_classes = get_int(spec, a.model, "num_classes", 1000);
+    o.width = get_int(spec, a.model, "width", 64);
+    o.dropout = get_dropout(spec, a.model, o.dropout);
+    try {
+      model = backbone = std::make_shared<VGG>(o);
+    } catch (const Error& e) {
+      throw Error("--model " + a.model + ": " + e.what());
+    }
   } else if (arch == "lstm") {
     check_keys(spec, a.model,
                {"arch", "input_size", "hidden_size", "num_layers", "bias", "batch_first",
@@ -127,7 +150,7 @@ int run_forward(const ForwardArgs& a) {
   } else if (arch == "cnn_lstm") {
     check_keys(spec, a.model,
                {"arch", "backbone", "width", "feature_dim", "hidden_size", "num_layers",
-                "num_classes", "fusion"});
+                "num_classes", "fusion", "dropout"});
     VideoClassifierOptions o;
     o.backbone = get_string(spec, a.model, "backbone", o.backbone);
     o.width = get_int(spec, a.model, "width", o.width);
@@ -138,12 +161,17 @@ int run_forward(const ForwardArgs& a) {
     try {
       o.fusion = parse_fusion(get_string(spec, a.model, "fusion", "last"));
       model = video = std::make_shared<VideoClassifier>(o);
+      if (spec.contains("dropout")) {
+        VGG* vgg = dynamic_cast<VGG*>(&video->cnn());
+        REEL_CHECK(vgg, "\"dropout\" is the VGG classifier's; " << o.backbone << " has none");
+        vgg->set_dropout(get_dropout(spec, a.model, 0.5f));
+      }
     } catch (const Error& e) {
       throw Error("--model " + a.model + ": " + e.what());
     }
   } else {
-    throw Error("--model " + a.model + ": unknown arch \"" + arch +
-                "\" (expected resnet18, resnet34, lstm or cnn_lstm)");
+    throw Error("--model " + a.model + ": unknown arch \"" + arch + "\" (expected " +
+                backbone_names() + ", lstm or cnn_lstm)");
   }
   try {
     model->load_state_dict(load_safetensors(a.weights));
@@ -157,10 +185,10 @@ int run_forward(const ForwardArgs& a) {
   // Every tensor of the input file must mean something for this model: a misspelt
   // "grad_hn" would otherwise drop its term from the gradients without a word.
   const std::set<std::string> known =
-      resnet  ? std::set<std::string>{"input", "grad_output"}
-      : video ? std::set<std::string>{"input", "lengths", "grad_output"}
-              : std::set<std::string>{"input",       "h0",       "c0",      "lengths",
-                                      "grad_output", "grad_h_n", "grad_c_n"};
+      backbone ? std::set<std::string>{"input", "grad_output"}
+      : video  ? std::set<std::string>{"input", "lengths", "grad_output"}
+               : std::set<std::string>{"input",       "h0",       "c0",      "lengths",
+                                       "grad_output", "grad_h_n", "grad_c_n"};
   for (const auto& [k, t] : in) {
     if (known.count(k)) continue;
     std::string list;
@@ -175,8 +203,8 @@ int run_forward(const ForwardArgs& a) {
   Tensor h0, c0;                                      // the LSTM's initial state, if given
   {
     std::unique_ptr<NoGradGuard> no_grad(a.grad ? nullptr : new NoGradGuard());
-    if (resnet) {
-      Tensor y = resnet->forward(x);
+    if (backbone) {
+      Tensor y = backbone->forward(x);
       out["output"] = y;
       heads.push_back({y, "grad_output"});
     } else if (video) {

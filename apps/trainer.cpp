@@ -224,18 +224,19 @@ void drop_missing(data::Dataset& ds, const std::string& what, bool fail, Progres
   progress.line(m.str());
 }
 
-// Loads backbone weights with torchvision's ResNet names (or the classifier's "cnn." names):
-// every key of the ResNet except fc must be there with its shape.
+// Loads backbone weights with torchvision's names (or the classifier's "cnn." names): every key
+// of the backbone except its head (fc, classifier.6) must be there with its shape.
 void load_pretrained(VideoClassifier& model, const std::string& path) {
   TensorMap file = load_safetensors(path);
   TensorMap state;
+  const std::string head = model.cnn().head_name() + ".";
   for (auto& [k, v] : file) {
     std::string key = k.rfind("cnn.", 0) == 0 ? k.substr(4) : k;
-    if (key.rfind("fc.", 0) == 0) continue;  // the ImageNet head: replaced by cnn.fc
+    if (key.rfind(head, 0) == 0) continue;  // the ImageNet head: replaced by the projection
     state[key] = v;
   }
   for (const auto& [k, v] : model.cnn().state_dict())
-    if (k.rfind("fc.", 0) == 0) state[k] = v;
+    if (k.rfind(head, 0) == 0) state[k] = v;
   try {
     model.cnn().load_state_dict(state);
   } catch (const Error& e) {

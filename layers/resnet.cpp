@@ -10,16 +10,6 @@ namespace reel {
 
 namespace {
 
-// Runs f, naming `where` (the module's path) in front of any error it throws.
-template <class F>
-Tensor named(const std::string& where, F&& f) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    throw Error(where + ": " + e.what());
-  }
-}
-
 std::shared_ptr<Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
   Conv2dOptions o;
   o.in_channels = in, o.out_channels = out, o.kernel_size = k, o.stride = stride;
@@ -48,14 +38,14 @@ BasicBlock::BasicBlock(int64_t in_planes, int64_t planes, int64_t stride) {
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor y = named("conv1", [&] { return conv1_->forward(x); });
-  y = relu(named("bn1", [&] { return bn1_->forward(y); }));
-  y = named("conv2", [&] { return conv2_->forward(y); });
-  y = named("bn2", [&] { return bn2_->forward(y); });
+  Tensor y = named_errors("conv1", [&] { return conv1_->forward(x); });
+  y = relu(named_errors("bn1", [&] { return bn1_->forward(y); }));
+  y = named_errors("conv2", [&] { return conv2_->forward(y); });
+  y = named_errors("bn2", [&] { return bn2_->forward(y); });
   Tensor shortcut = x;
   if (downsample_)
-    shortcut = named("downsample",
-                     [&] { return downsample_->bn->forward(downsample_->conv->forward(x)); });
+    shortcut = named_errors(
+        "downsample", [&] { return downsample_->bn->forward(downsample_->conv->forward(x)); });
   return relu(y + shortcut);
 }
 
@@ -113,8 +103,8 @@ Tensor ResNet::features(const Tensor& x) {
   // backward (0.8 MB less per 112x112 frame). With recompute on, the stem keeps only its input
   // (the frames, which exist anyway).
   auto stem = [this, me](const Tensor& in) {
-    Tensor s = named(me + ": conv1", [&] { return conv1_->forward(in); });
-    s = named(me + ": bn1", [&] { return bn1_->forward(s); });
+    Tensor s = named_errors(me + ": conv1", [&] { return conv1_->forward(in); });
+    s = named_errors(me + ": bn1", [&] { return bn1_->forward(s); });
     return relu(maxpool_.forward(s));
   };
   std::vector<Tensor> stem_params = conv1_->parameters();
@@ -125,7 +115,7 @@ Tensor ResNet::features(const Tensor& x) {
       const std::string where = me + ": layer" + std::to_string(s + 1) + "." + std::to_string(b);
       std::shared_ptr<BasicBlock> block = stages_[s]->blocks[b];
       auto run = [block, where](const Tensor& in) {
-        return named(where, [&] { return block->forward(in); });
+        return named_errors(where, [&] { return block->forward(in); });
       };
       y = recompute_ ? checkpoint(run, y, block->parameters()) : run(y);
     }
@@ -134,7 +124,7 @@ Tensor ResNet::features(const Tensor& x) {
 
 Tensor ResNet::forward(const Tensor& x) {
   Tensor f = features(x);
-  return named(name() + ": fc", [&] { return fc_->forward(f); });
+  return named_errors(name() + ": fc", [&] { return fc_->forward(f); });
 }
 
 }  // namespace reel

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "reel/layers/cnn.h"
+#include "reel/layers/backbone.h"
 
 namespace reel {
 
@@ -34,26 +34,28 @@ struct ResNetOptions {
   int64_t in_channels = 3;
 };
 
-class ResNet : public Module {
+class ResNet : public Backbone {
  public:
   // Initialised as torchvision does: convolutions from a normal with std sqrt(2 / fan_out)
   // (kaiming, fan_out, relu), BatchNorm weight 1 and bias 0, fc as a Linear.
   explicit ResNet(const ResNetOptions& options);
   // x: [N, in_channels, H, W] with H, W >= 32 -> logits [N, num_classes].
-  Tensor forward(const Tensor& x);
+  Tensor forward(const Tensor& x) override;
   // The pooled features before fc: [N, 8 * width].
-  Tensor features(const Tensor& x);
+  Tensor features(const Tensor& x) override;
   const ResNetOptions& options() const { return opts_; }
-  std::string name() const { return "resnet" + std::to_string(opts_.depth); }
-  int64_t feature_size() const { return 8 * opts_.width; }
+  std::string name() const override { return "resnet" + std::to_string(opts_.depth); }
+  int64_t feature_size() const override { return 8 * opts_.width; }
   // The last layer (Linear(feature_size(), num_classes)), for models that put their own head
   // there.
   Linear& fc() { return *fc_; }
+  Linear& head() override { return *fc_; }
+  std::string head_name() const override { return "fc"; }
   // Recompute: keep only the input of the stem (conv1 to maxpool) and of each residual block
   // during the forward, and compute them again in the backward (core/autograd.h checkpoint()):
   // less memory, about one more forward in time.
-  void set_recompute(bool on) { recompute_ = on; }
-  bool recompute() const { return recompute_; }
+  void set_recompute(bool on) override { recompute_ = on; }
+  bool recompute() const override { return recompute_; }
 
  private:
   struct Stage;

@@ -44,18 +44,16 @@ Fusion parse_fusion(const std::string& name) {
 std::string fusion_name(Fusion fusion) { return kFusionNames[static_cast<int>(fusion)]; }
 
 VideoClassifier::VideoClassifier(const VideoClassifierOptions& o) : opts_(o) {
-  REEL_CHECK(
-      o.backbone == "resnet18" || o.backbone == "resnet34",
-      "video classifier: unknown backbone '" << o.backbone << "': expected resnet18 or resnet34");
   REEL_CHECK(o.feature_dim >= 1 && o.hidden_size >= 1 && o.num_layers >= 1 && o.num_classes >= 1,
              "video classifier: feature_dim "
                  << o.feature_dim << ", hidden_size " << o.hidden_size << ", num_layers "
                  << o.num_layers << " and num_classes " << o.num_classes << " must be >= 1");
-  ResNetOptions ro;
-  ro.depth = o.backbone == "resnet18" ? 18 : 34;
-  ro.width = o.width;
-  ro.num_classes = o.feature_dim;  // the ResNet's fc is the projection to F: cnn.fc
-  cnn_ = register_module("cnn", std::make_shared<ResNet>(ro));
+  // The backbone's last Linear is the projection to F: cnn.fc (ResNet), cnn.classifier.6 (VGG).
+  try {
+    cnn_ = register_module("cnn", make_backbone(o.backbone, o.width, o.feature_dim));
+  } catch (const Error& e) {
+    throw Error(std::string("video classifier: ") + e.what());
+  }
   if (o.fusion != Fusion::pool) {
     LSTMOptions lo;
     lo.input_size = o.feature_dim;
@@ -84,7 +82,7 @@ int64_t VideoClassifier::fused_size() const {
 
 void VideoClassifier::set_freeze_backbone(bool on) {
   opts_.freeze_backbone = on;
-  const NamedTensors head = cnn_->fc().named_parameters();
+  const NamedTensors head = cnn_->head().named_parameters();
   for (auto& [name, p] : cnn_->named_parameters()) {
     bool is_head = false;
     for (auto& h : head) is_head = is_head || h.second.same_storage(p);
@@ -126,7 +124,7 @@ Tensor VideoClassifier::fused(const Tensor& clips, const std::vector<int64_t>& l
   } else {
     pooled = cnn_->features(frames);
   }
-  const Tensor feats = reshape(cnn_->fc().forward(pooled), {B, T, opts_.feature_dim});
+  const Tensor feats = reshape(cnn_->head().forward(pooled), {B, T, opts_.feature_dim});
   Tensor vec;
   if (opts_.fusion == Fusion::pool) {
     vec = weighted_sum_over_time(feats, step_weights(B, T, lengths, true, dev));
@@ -170,7 +168,7 @@ Tensor VideoClassifier::stream_step(const Tensor& frame, VideoStreamState& s) {
              "video classifier: stream_step needs eval mode (call eval() first): BatchNorm "
              "cannot take the statistics of one frame");
   NoGradGuard no_grad;
-  const Tensor feat = cnn_->fc().forward(cnn_->features(frame));  // [1, F]
+  const Tensor feat = cnn_->head().forward(cnn_->features(frame));  // [1, F]
   s.frames += 1;
   const float inv = 1.0f / static_cast<float>(s.frames);
   s.feature_sum = s.feature_sum.defined() ? s.feature_sum + feat : feat;

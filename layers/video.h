@@ -2,17 +2,18 @@
 // The video classifier of reel's seed design: a CNN reads every frame of a clip, an LSTM reads
 // the sequence of frame features, a fusion turns the sequence into one vector and a Linear names
 // the class. State-dict names, in registration order: cnn.* (a torchvision ResNet whose fc is
-// Linear(8 * width, feature_dim), so the reference model's Linear(512, 512) is cnn.fc), lstm.*
-// (nn.LSTM's names), attention.* (the attention fusion's scorer) and fc.* (the classifier), so
-// that a PyTorch twin of the model exchanges weights with it without renaming.
+// Linear(8 * width, feature_dim), so the reference model's Linear(512, 512) is cnn.fc; or a
+// torchvision VGG whose classifier.6 is that projection), lstm.* (nn.LSTM's names), attention.*
+// (the attention fusion's scorer) and fc.* (the classifier), so that a PyTorch twin of the model
+// exchanges weights with it without renaming.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "reel/layers/backbone.h"
 #include "reel/layers/cnn.h"
 #include "reel/layers/lstm.h"
-#include "reel/layers/resnet.h"
 
 namespace reel {
 
@@ -29,18 +30,21 @@ Fusion parse_fusion(const std::string& name);
 std::string fusion_name(Fusion fusion);
 
 struct VideoClassifierOptions {
-  std::string backbone = "resnet18";  // resnet18 or resnet34
-  int64_t width = 64;                 // the ResNet's first stage; features 8 * width
-  int64_t feature_dim = 512;          // F: cnn.fc's outputs, the LSTM's input
-  int64_t hidden_size = 256;          // H
-  int64_t num_layers = 2;             // L
+  // resnet18, resnet34, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16 or vgg16_bn (layers/backbone.h)
+  std::string backbone = "resnet18";
+  int64_t width = 64;  // the first stage's channels; features 8 * width (ResNet), 64 * width (VGG)
+  int64_t feature_dim = 512;  // F: cnn.fc's outputs, the LSTM's input
+  int64_t hidden_size = 256;  // H
+  int64_t num_layers = 2;     // L
   int64_t num_classes = 10;
   Fusion fusion = Fusion::last;
-  // No gradient into the ResNet (cnn.fc still trains) and its BatchNorm in eval mode: for a
-  // pretrained backbone. Its parameters get requires_grad false.
+  // No gradient into the backbone (its head, cnn.fc or cnn.classifier.6, still trains) and its
+  // BatchNorm and Dropout in eval mode: for a pretrained backbone. Its parameters get
+  // requires_grad false.
   bool freeze_backbone = false;
-  // Keep only each residual block's input during the forward and recompute the block in the
-  // backward (ResNet::set_recompute): less memory per frame for about a third more time.
+  // Keep only each residual block's (VGG: each pooled block's) input during the forward and
+  // recompute the block in the backward (Backbone::set_recompute): less memory per frame for
+  // about a third more time.
   bool recompute = false;
 };
 
@@ -77,7 +81,7 @@ class VideoClassifier : public Module {
   const VideoClassifierOptions& options() const { return opts_; }
   void set_freeze_backbone(bool on);
   void set_recompute(bool on);
-  ResNet& cnn() { return *cnn_; }
+  Backbone& cnn() { return *cnn_; }
   // Undefined for the pool fusion.
   LSTM* lstm() { return lstm_.get(); }
   // The fused vector's size, fc's input: H (last, mean, attention), F + H (concat), F (pool).
@@ -85,7 +89,7 @@ class VideoClassifier : public Module {
 
  private:
   VideoClassifierOptions opts_;
-  std::shared_ptr<ResNet> cnn_;
+  std::shared_ptr<Backbone> cnn_;
   std::shared_ptr<LSTM> lstm_;
   std::shared_ptr<Linear> attention_, fc_;
 };

@@ -182,6 +182,58 @@ TEST_CASE("reel forward: the CNN-LSTM video classifier in training mode equals i
   }
 }
 
+TEST_CASE("reel forward: VGG-11 with BatchNorm, alone and as the classifier's backbone") {
+  // tests/reference/vgg.safetensors (make_fixtures.py): width 2, dropout 0, training mode.
+  static const TensorMap f = load_safetensors(REEL_SOURCE_DIR "/tests/reference/vgg.safetensors");
+  struct Case {
+    std::string prefix, model, grads_of;
+    int grads;
+  };
+  for (const Case& c :
+       {Case{"vgg11_bn.train.",
+             R"({"arch": "vgg11_bn", "num_classes": 10, "width": 2, "dropout": 0})", "vgg11_bn.p.",
+             1 + 32 + 6},
+        Case{"video_vgg.",
+             R"({"arch": "cnn_lstm", "backbone": "vgg11_bn", "width": 2, "feature_dim": 12,
+                 "hidden_size": 10, "num_layers": 2, "num_classes": 5, "dropout": 0})",
+             "video_vgg.p.", 1 + 38 + 8 + 2}}) {
+    INFO(c.prefix);
+    TensorMap w = strip(c.grads_of, f);
+    save_safetensors(kTmp + "vgg_w.safetensors", w);
+    TensorMap x = {{"input", f.at(c.prefix + "input")},
+                   {"grad_output", f.at(c.prefix + "grad_output")}};
+    if (f.count(c.prefix + "lengths")) x["lengths"] = f.at(c.prefix + "lengths");
+    save_safetensors(kTmp + "vgg_x.safetensors", x);
+    write_text(kTmp + "vgg.json", c.model);
+    std::remove((kTmp + "vgg_y.safetensors").c_str());
+    std::string err;
+    const int rc = run_reel(
+        "forward --model " + kTmp + "vgg.json --weights " + kTmp + "vgg_w.safetensors --input " +
+            kTmp + "vgg_x.safetensors --output " + kTmp + "vgg_y.safetensors --train --grad",
+        &err);
+    INFO(err);
+    REQUIRE(rc == 0);
+    const TensorMap y = load_safetensors(kTmp + "vgg_y.safetensors");
+    check_close(y.at("output"), f.at(c.prefix + "output"), 1e-4f, "output");
+    int grads = 0;
+    for (const auto& [k, v] : strip(c.prefix + "grad.", f)) {
+      INFO("grad." << k);
+      REQUIRE(y.count("grad." + k));
+      check_close(y.at("grad." + k), v, 1e-3f, k);
+      ++grads;
+    }
+    CHECK(grads == c.grads);  // input, every parameter
+  }
+  // "dropout" on a ResNet backbone is refused, naming it.
+  write_text(kTmp + "vgg.json", R"({"arch": "cnn_lstm", "backbone": "resnet18", "dropout": 0})");
+  std::string err;
+  CHECK(run_reel("forward --model " + kTmp + "vgg.json --weights " + kTmp +
+                     "vgg_w.safetensors --input " + kTmp + "vgg_x.safetensors --output " + kTmp +
+                     "vgg_y.safetensors",
+                 &err) == 1);
+  CHECK_MESSAGE(err.find("resnet18 has none") != std::string::npos, err);
+}
+
 TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
   save_safetensors(kTmp + "w.safetensors", strip("resnet18.p."));
   save_safetensors(kTmp + "x.safetensors", {{"input", fixtures().at("resnet18.eval.input")}});
@@ -191,7 +243,7 @@ TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
   write_text(kTmp + "r18.json", R"({"arch": "resnet18", "num_classes": 10, "width": 8})");
   write_text(kTmp + "r18w16.json", R"({"arch": "resnet18", "num_classes": 10, "width": 16})");
   write_text(kTmp + "typo.json", R"({"arch": "resnet18", "num_clases": 10})");
-  write_text(kTmp + "vgg.json", R"({"arch": "vgg16"})");
+  write_text(kTmp + "vgg.json", R"({"arch": "vgg19"})");
   write_text(kTmp + "broken.json", R"({"arch": "resnet18",)");
   write_text(kTmp + "fusion.json", R"({"arch": "cnn_lstm", "width": 8, "fusion": "max"})");
   write_text(kTmp + "backbone.json", R"({"arch": "cnn_lstm", "backbone": 18})");
@@ -206,7 +258,7 @@ TEST_CASE("reel forward: bad model files, weights and inputs fail cleanly") {
        {"--weights", "w.safetensors",
         "conv1.weight (checkpoint [8, 3, 7, 7], module [16, 3, 7, 7])"}},
       {"typo.json", "x.safetensors", "", {"--model", "typo.json", "unknown key \"num_clases\""}},
-      {"vgg.json", "x.safetensors", "", {"unknown arch \"vgg16\""}},
+      {"vgg.json", "x.safetensors", "", {"unknown arch \"vgg19\"", "vgg16_bn"}},
       {"fusion.json", "x.safetensors", "", {"--model", "fusion.json", "unknown fusion 'max'"}},
       {"backbone.json",
        "x.safetensors",

@@ -1,14 +1,17 @@
 // The CNN: conv2d, batch_norm, max_pool2d, adaptive_avg_pool2d and dropout against PyTorch
 // (tests/reference/cnn.safetensors, made by tests/reference/make_fixtures.py in float64 from the
 // float32 values stored there) and against finite differences; the modules; ResNet-18 and -34
-// with torchvision's names against torchvision in evaluation and training mode; bad input.
+// and VGG-11/13/16 (with and without BatchNorm) with torchvision's names against torchvision in
+// evaluation and training mode (tests/reference/vgg.safetensors); bad input.
 #include <cmath>
+#include <functional>
 #include <set>
 #include <string>
 
 #include "../test_util.h"
 #include "reel/core/nn.h"
 #include "reel/layers/resnet.h"
+#include "reel/layers/vgg.h"
 
 using namespace reel;
 using reel::test::check_close;
@@ -528,4 +531,118 @@ TEST_CASE("batch_norm equals the definition on ResNet's plane sizes, in both mod
       check_close(w.grad(), Tensor::from_vector(rdw, {C}), 1e-4f, "grad weight");
       check_close(b.grad(), Tensor::from_vector(rdb, {C}), 1e-4f, "grad bias");
     }
+}
+
+namespace {
+
+const TensorMap& vgg_fixtures() {
+  static const TensorMap m = load_safetensors(REEL_SOURCE_DIR "/tests/reference/vgg.safetensors");
+  return m;
+}
+
+Tensor vx(const std::string& key) {
+  auto it = vgg_fixtures().find(key);
+  REQUIRE_MESSAGE(it != vgg_fixtures().end(), "missing fixture " << key);
+  return it->second;
+}
+
+// A narrow VGG of vgg.safetensors (width 2, dropout 0 as there), loaded from its "p." keys by
+// make_backbone's name.
+std::shared_ptr<Backbone> fixture_vgg(const std::string& name) {
+  TensorMap state;
+  const std::string p = name + ".p.";
+  for (const auto& [k, v] : vgg_fixtures())
+    if (k.rfind(p, 0) == 0) state[k.substr(p.size())] = v;
+  VGGOptions o;
+  o.depth = std::stoi(name.substr(3, 2));
+  o.batch_norm = name.size() > 5;
+  o.width = 2, o.num_classes = 10, o.dropout = 0.0f;
+  auto net = std::make_shared<VGG>(o);
+  CHECK(net->name() == name);
+  net->load_state_dict(state);  // strict: every torchvision key and no other
+  return net;
+}
+
+}  // namespace
+
+TEST_CASE("VGG-11 with BatchNorm and VGG-16 without equal torchvision in eval and train mode") {
+  for (const std::string net_name : {"vgg11_bn", "vgg16"})
+    for (const char* mode : {"eval", "train"}) {
+      INFO(net_name << " " << mode);
+      auto net = fixture_vgg(net_name);
+      const bool training = std::string(mode) == "train";
+      net->train(training);
+      const std::string p = net_name + "." + mode + ".";
+      Tensor x = grad_leaf(vx(p + "input"));
+      Tensor y = net->forward(x);
+      check_close(y, vx(p + "output"), kOut, "output");
+      y.backward(vx(p + "grad_output"));
+      check_close(x.grad(), vx(p + "grad.input"), 1e-3f, "grad input");
+      for (const auto& [name, param] : net->named_parameters())
+        check_close(param.grad(), vx(p + "grad." + name), 1e-3f, "grad " + name);
+      if (training)
+        for (const auto& [name, buf] : net->named_buffers())
+          check_close(buf, vx(p + "buffers." + name), kOut, "buffer " + name);
+    }
+  auto net = fixture_vgg("vgg13_bn");
+  net->eval();
+  NoGradGuard guard;
+  check_close(net->forward(vx("vgg13_bn.eval.input")), vx("vgg13_bn.eval.output"), kOut,
+              "vgg13_bn on 40x56");
+}
+
+TEST_CASE("VGG: torchvision's names and sizes, recompute, dropout in training, bad input") {
+  // Names and shapes at width 2 are torchvision's (the strict loads above); at width 4 every
+  // width doubles, the classifier's hidden layers are 64 * 4 wide.
+  const TensorMap sd = make_backbone("vgg16_bn", 4, 7)->state_dict();
+  for (const char* k : {"features.0.weight", "features.1.running_var", "features.41.weight",
+                        "features.41.num_batches_tracked", "classifier.0.weight",
+                        "classifier.3.bias", "classifier.6.weight"})
+    CHECK(sd.count(k) == 1);
+  CHECK(sd.at("classifier.0.weight").shape() == Shape{256, 32 * 7 * 7});
+  CHECK(sd.at("classifier.6.weight").shape() == Shape{7, 256});
+
+  // Recompute: the same output and gradients, the buffers updated once.
+  auto a = fixture_vgg("vgg11_bn"), b = fixture_vgg("vgg11_bn");
+  b->set_recompute(true);
+  Tensor x = vx("vgg11_bn.train.input");
+  Tensor ya = a->forward(x), yb = b->forward(x);
+  check_close(yb, ya, 1e-6f, "recomputed output");
+  ya.backward(vx("vgg11_bn.train.grad_output"));
+  yb.backward(vx("vgg11_bn.train.grad_output"));
+  const NamedTensors pa = a->named_parameters(), pb = b->named_parameters();
+  for (size_t i = 0; i < pa.size(); ++i)
+    check_close(pb[i].second.grad(), pa[i].second.grad(), 1e-5f, "recomputed " + pa[i].first);
+  CHECK(b->state_dict().at("features.1.num_batches_tracked").item() ==
+        a->state_dict().at("features.1.num_batches_tracked").item());
+
+  // Dropout 0.5 in training: two forwards differ; in eval they agree.
+  VGGOptions o;
+  o.width = 2, o.num_classes = 4;
+  VGG net(o);
+  Tensor in = Tensor::normal({2, 3, 32, 32}, 0.0f, 1.0f, default_generator());
+  {
+    NoGradGuard guard;
+    const auto y1 = net.features(in).to_vector(), y2 = net.features(in).to_vector();
+    CHECK(y1 != y2);
+    net.eval();
+    CHECK(net.features(in).to_vector() == net.features(in).to_vector());
+  }
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::string m = message([&] { net.forward(Tensor::zeros({1, 3, 31, 64})); });
+  CHECK_MESSAGE(m.find("vgg11: the input [1, 3, 31, 64] is too small") != std::string::npos, m);
+  m = message([&] { make_backbone("vgg19", 8, 10); });
+  CHECK_MESSAGE(m.find("unknown backbone 'vgg19'") != std::string::npos, m);
+  CHECK_MESSAGE(m.find("vgg16_bn") != std::string::npos, m);
+  VGGOptions bad;
+  bad.depth = 19;
+  m = message([&] { VGG v(bad); });
+  CHECK_MESSAGE(m.find("depth 19") != std::string::npos, m);
 }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../test_util.h"
+#include "reel/layers/vgg.h"
 #include "reel/layers/video.h"
 
 using namespace reel;
@@ -284,7 +285,49 @@ TEST_CASE("video classifier bad input: shapes, lengths and frame sizes named") {
         }).find("unknown fusion 'max': expected last, mean, concat, attention or pool") !=
         std::string::npos);
   VideoClassifierOptions o = small(Fusion::last);
-  o.backbone = "vgg11";
-  CHECK(error_of([&] { VideoClassifier bad(o); }).find("unknown backbone 'vgg11'") !=
+  o.backbone = "vgg19";
+  CHECK(error_of([&] { VideoClassifier bad(o); }).find("unknown backbone 'vgg19'") !=
         std::string::npos);
+}
+
+TEST_CASE("video classifier on a VGG-11 backbone equals its PyTorch twin in training mode") {
+  // vgg.safetensors' video_vgg: the "last" twin of video.safetensors with a width-2 vgg11_bn
+  // (dropout 0) per frame, its classifier.6 the projection to F.
+  const TensorMap vf = load_safetensors(REEL_SOURCE_DIR "/tests/reference/vgg.safetensors");
+  auto at = [&](const std::string& k) {
+    auto it = vf.find("video_vgg." + k);
+    REQUIRE_MESSAGE(it != vf.end(), "missing fixture video_vgg." << k);
+    return it->second;
+  };
+  VideoClassifierOptions o = small(Fusion::last);
+  o.backbone = "vgg11_bn";
+  o.width = 2;
+  VideoClassifier m(o);
+  dynamic_cast<VGG&>(m.cnn()).set_dropout(0.0f);
+  TensorMap state;
+  for (const auto& [k, t] : vf)
+    if (k.rfind("video_vgg.p.", 0) == 0) state[k.substr(12)] = t;
+  m.load_state_dict(state);  // strict: cnn.features.*, cnn.classifier.*, lstm.*, fc.*
+  CHECK(m.state_dict().at("cnn.classifier.6.weight").shape() == Shape{12, 128});
+  m.train();
+  std::vector<int64_t> lengths;
+  for (float v : at("lengths").to_vector()) lengths.push_back(static_cast<int64_t>(v));
+  Tensor x = at("input").clone();
+  x.requires_grad_();
+  Tensor y = m.forward(x, lengths);
+  check_close(y, at("output"), 1e-4f, "output");
+  y.backward(at("grad_output"));
+  check_close(x.grad(), at("grad.input"), 1e-3f, "grad input");
+  for (const auto& [name, param] : m.named_parameters())
+    check_close(param.grad(), at("grad." + name), 1e-3f, "grad " + name);
+
+  // Frozen: only classifier.6 of the backbone trains; the rest of it gets no gradient.
+  m.zero_grad();
+  m.set_freeze_backbone(true);
+  sum(m.forward(at("input"), lengths)).backward();
+  for (const auto& [name, p] : m.named_parameters()) {
+    INFO(name);
+    const bool frozen = name.rfind("cnn.", 0) == 0 && name.rfind("cnn.classifier.6.", 0) != 0;
+    CHECK(p.grad().defined() == !frozen);
+  }
 }

@@ -2,8 +2,9 @@
 """Makes ops.safetensors, lstm.safetensors and cnn.safetensors: inputs, outputs and gradients of
 every differentiable op of reel's core, of nn.LSTM, and of the CNN layers (conv2d, batch_norm,
 max_pool2d, adaptive_avg_pool2d) and a narrow torchvision ResNet-18/34, optim.safetensors:
-torch.optim's updates, schedules and gradient clipping, and video.safetensors: the CNN-LSTM video
-classifier with each of its five fusions (keys above their parts), computed by PyTorch
+torch.optim's updates, schedules and gradient clipping, video.safetensors: the CNN-LSTM video
+classifier with each of its five fusions, and vgg.safetensors: narrow torchvision VGGs and the
+classifier on a VGG backbone (keys above their parts), computed by PyTorch
 in float64 and stored as float32 (int64 buffers as I64). tests/core/test_reference.cpp and the layer
 tests run the same ops in reel on the same inputs and compare. reel itself never needs Python;
 run this only to change the fixtures:
@@ -556,4 +557,99 @@ for fusion in ("last", "mean", "concat", "attention", "pool"):
         video_case("last_eval", m, eval_lengths, training=False)
 path = os.path.join(here, "video.safetensors")
 write(path, video)
+print(f"{path}: {os.path.getsize(path)} bytes")
+
+# ---- vgg.safetensors: narrow torchvision VGGs, width 2 (convolutions of 2, 4, 8, 16 and 16
+# channels, the classifier's hidden layers 128 wide: torchvision's structure with every width
+# divided by 32), from their own seed, with dropout 0 so that train mode is deterministic. Keys:
+#   <net>.p.<state_dict name>      for net in vgg11_bn, vgg16, vgg13_bn (num_batches_tracked as I64)
+#   <net>.<mode>.input [2, 3, 32, 32], .output [2, 10], .grad_output, .grad.input,
+#   <net>.<mode>.grad.<parameter>  for net in vgg11_bn, vgg16 and mode in eval, train
+#   <net>.train.buffers.<name>     BatchNorm's buffers after the train-mode forward (vgg11_bn)
+#   vgg13_bn.eval.input [1, 3, 40, 56], vgg13_bn.eval.output
+#   video_vgg.*                    the classifier of video.safetensors ("last" fusion, width 2,
+#                                  F 12, H 10, 2 layers, 5 classes) on a vgg11_bn backbone
+#                                  whose classifier.6 is the projection to F: .p.<name> every
+#                                  state tensor, .input [3, 4, 3, 32, 32], .lengths [3] (float),
+#                                  .output, .grad_output, .grad.input, .grad.<parameter> (train)
+from torchvision.models.vgg import VGG, cfgs, make_layers  # noqa: E402
+
+vgg = {}
+VGG_WIDTH = 2
+
+
+def narrow_vgg(cfg, batch_norm, reference, num_classes=10, width=VGG_WIDTH):
+    nn = torch.nn
+    layers = make_layers([v if v == "M" else v * width // 64 for v in cfgs[cfg]], batch_norm)
+    m = VGG(layers, num_classes=num_classes, init_weights=False, dropout=0.0)
+    hidden = 64 * width
+    m.classifier = nn.Sequential(
+        nn.Linear(8 * width * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(0.0),
+        nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(0.0), nn.Linear(hidden, num_classes))
+    for mod in m.modules():  # torchvision's initialisation
+        if isinstance(mod, nn.Conv2d):
+            nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.constant_(mod.bias, 0)
+        elif isinstance(mod, nn.Linear):
+            nn.init.normal_(mod.weight, 0, 0.01)
+            nn.init.constant_(mod.bias, 0)
+    names = list(reference(weights=None, num_classes=num_classes).state_dict())
+    assert list(m.state_dict()) == names, cfg
+    m = m.double()
+    nontrivial_bn_f32(m)
+    return m
+
+
+def vgg_case(m, name, modes=("eval", "train")):
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    for k, v in state.items():
+        vgg[f"{name}.p.{k}"] = v
+    for mode in modes:
+        m.load_state_dict(state)
+        m.zero_grad(set_to_none=True)
+        m.train(mode == "train")
+        x = f32(torch.randn(2, 3, 32, 32, dtype=torch.float64)).requires_grad_(True)
+        out = m(x)
+        gout = f32(torch.randn(out.shape, dtype=torch.float64))
+        out.backward(gout)
+        p = f"{name}.{mode}"
+        vgg[f"{p}.input"], vgg[f"{p}.output"], vgg[f"{p}.grad_output"] = x.detach(), out.detach(), gout
+        vgg[f"{p}.grad.input"] = x.grad
+        for k, v in m.named_parameters():
+            vgg[f"{p}.grad.{k}"] = v.grad
+        if mode == "train":
+            for k, v in m.named_buffers():
+                vgg[f"{p}.buffers.{k}"] = v.clone()
+
+
+torch.manual_seed(7)
+vgg_case(narrow_vgg("A", True, torchvision.models.vgg11_bn), "vgg11_bn")
+vgg_case(narrow_vgg("D", False, torchvision.models.vgg16), "vgg16")
+m = narrow_vgg("B", True, torchvision.models.vgg13_bn)
+for k, v in m.state_dict().items():
+    vgg[f"vgg13_bn.p.{k}"] = v.clone()
+m.eval()
+x = f32(torch.randn(1, 3, 40, 56, dtype=torch.float64))
+with torch.no_grad():
+    vgg["vgg13_bn.eval.input"], vgg["vgg13_bn.eval.output"] = x, m(x)
+
+m = CnnLstm(V_WIDTH, V_FEAT, V_HIDDEN, V_LAYERS, V_CLASSES, "last")
+m.cnn = narrow_vgg("A", True, torchvision.models.vgg11_bn, num_classes=V_FEAT).float()
+m = m.double()
+nontrivial_bn_f32(m)
+for k, v in m.state_dict().items():
+    vgg[f"video_vgg.p.{k}"] = v.clone()
+m.train()
+x = f32(torch.randn(3, 4, 3, 32, 32, dtype=torch.float64)).requires_grad_(True)
+lengths = torch.tensor([4, 2, 3])
+out = m(x, lengths)
+gout = f32(torch.randn(out.shape, dtype=torch.float64))
+out.backward(gout)
+vgg["video_vgg.input"], vgg["video_vgg.lengths"] = x.detach(), lengths.double()
+vgg["video_vgg.output"], vgg["video_vgg.grad_output"] = out.detach(), gout
+vgg["video_vgg.grad.input"] = x.grad
+for k, v in m.named_parameters():
+    vgg[f"video_vgg.grad.{k}"] = v.grad
+path = os.path.join(here, "vgg.safetensors")
+write(path, vgg)
 print(f"{path}: {os.path.getsize(path)} bytes")
