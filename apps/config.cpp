@@ -135,7 +135,7 @@ void ConfigOptions::add(CLI::App& app, const std::string& key, T& field, const s
 
 ConfigOptions::ConfigOptions(CLI::App& app, TrainConfig& c) {
   add(app, "data", c.data, "dataset folder, or a store made by `reel prepare`");
-  add(app, "layout", c.layout, "dataset layout: ucf101, kinetics, folder or csv");
+  add(app, "layout", c.layout, "dataset layout: ucf101, kinetics, folder, csv or activitynet");
   add(app, "split", c.split, "UCF101 split (1 to 3)");
   add(app, "val_data", c.val_data,
       "validation set (default: UCF101's test list, Kinetics' val rows, none for folder/csv)");
@@ -239,7 +239,7 @@ void check_choice(const char* key, const std::string& v, const std::vector<std::
 void validate(TrainConfig& c) {
   if (c.data.empty()) throw UsageError("--data is required: a dataset folder or a store");
   if (c.out.empty()) throw UsageError("--out is required: the run folder to write");
-  check_choice("layout", c.layout, {"ucf101", "kinetics", "folder", "csv"});
+  check_choice("layout", c.layout, {"ucf101", "kinetics", "folder", "csv", "activitynet"});
   check_range("split", c.split, 1, 3);
   check_choice("on_bad_video", c.on_bad_video, {"skip", "fail"});
   check_range("frames", c.frames, 1, 1024);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -31,7 +32,8 @@ namespace {
 
 struct EvalArgs {
   std::string run, checkpoint, data, layout, out;
-  int64_t split = 0, clips = 1, batch = 8, workers = 0, threads = 0;
+  std::string split;  // UCF101: 1 to 3; ActivityNet: training or validation
+  int64_t clips = 1, batch = 8, workers = 0, threads = 0;
   std::string which = "best";
 };
 
@@ -47,10 +49,11 @@ void data_from_run(const Checkpoint& ck, EvalArgs& a) {
   const std::string val = t["val_data"].value_or(std::string());
   const std::string layout = t["layout"].value_or(std::string("folder"));
   if (a.layout.empty()) a.layout = layout;
-  if (a.split == 0) a.split = t["split"].value_or(int64_t{1});
+  if (a.split.empty() && layout == "ucf101")
+    a.split = std::to_string(t["split"].value_or(int64_t{1}));
   if (!val.empty()) {
     a.data = val;
-  } else if (layout == "ucf101" || layout == "kinetics") {
+  } else if (layout == "ucf101" || layout == "kinetics" || layout == "activitynet") {
     a.data = data;
   } else {
     throw UsageError(
@@ -108,7 +111,21 @@ EvalResult evaluate(VideoClassifier& model, const CheckpointInfo& info, const da
   data::Loader loader(ds, lo);
 
   const int64_t C = static_cast<int64_t>(info.classes.size());
-  const int64_t V = static_cast<int64_t>(ds.size());
+  // Items of one file are one video (ActivityNet's segments): its prediction averages the clips
+  // of all its segments. A store's items (no path) are videos each.
+  std::vector<int64_t> group(ds.size());
+  std::map<std::string, int64_t> by_path;
+  int64_t V = 0;
+  for (size_t i = 0; i < ds.size(); ++i) {
+    const std::string& path = ds.items[i].path;
+    if (path.empty()) {
+      group[i] = V++;
+      continue;
+    }
+    auto it = by_path.emplace(path, V).first;
+    if (it->second == V) ++V;
+    group[i] = it->second;
+  }
   std::vector<double> video_prob(static_cast<size_t>(V * C), 0.0);
   std::vector<int64_t> video_clips(static_cast<size_t>(V), 0), video_label(static_cast<size_t>(V));
   EvalResult r;
@@ -125,7 +142,7 @@ EvalResult evaluate(VideoClassifier& model, const CheckpointInfo& info, const da
       clip_top1 += top[0] == b.labels[i];
       clip_top5 += std::find(top.begin(), top.end(), b.labels[i]) != top.end();
       ++r.clips;
-      const int64_t v = b.videos[i];
+      const int64_t v = group[static_cast<size_t>(b.videos[i])];
       for (int64_t c = 0; c < C; ++c) video_prob[v * C + c] += pi[c];
       video_clips[v] += 1;
       video_label[v] = b.labels[i];
@@ -167,13 +184,27 @@ int run_eval(EvalArgs a) {
     data_from_run(ck, a);
   }
   if (a.layout.empty()) a.layout = "folder";
-  if (a.split == 0) a.split = 1;
   if (a.out.empty())
     a.out = a.run.empty() ? std::string("eval") : (fs::path(a.run) / "eval").string();
   if (a.threads > 0) cpu::set_num_threads(static_cast<int>(a.threads));
   std::unique_ptr<VideoClassifier> model = model_from_checkpoint(ck, path);
 
-  data::Dataset ds = open_dataset(a.data, a.layout, a.split, false);
+  // The held-out part: UCF101's testlist of the split, Kinetics' "val" rows, ActivityNet's
+  // validation subset (or, with --split training, its training subset).
+  int64_t split = 1;
+  bool train_part = false;
+  if (a.layout == "activitynet") {
+    if (a.split != "" && a.split != "validation" && a.split != "training")
+      throw UsageError("--split must be training or validation for ActivityNet (got " + a.split +
+                       ")");
+    train_part = a.split == "training";
+  } else if (!a.split.empty()) {
+    if (a.split != "1" && a.split != "2" && a.split != "3")
+      throw UsageError("--split must be 1, 2 or 3 for UCF101 (got " + a.split + ")");
+    split = std::stoi(a.split);
+  }
+  data::Dataset ds = open_dataset(a.data, a.layout, split, train_part);
+  for (const std::string& note : ds.notes) std::fprintf(stderr, "reel: %s\n", note.c_str());
   REEL_CHECK(ds.classes == ck.info.classes, a.data << " has other classes (" << ds.classes.size()
                                                    << ") than the checkpoint " << path << " ("
                                                    << ck.info.classes.size() << ")");
@@ -230,8 +261,11 @@ Command add_eval(CLI::App& app) {
       "eval", "accuracy, per-class accuracy and confusion matrix of a trained model");
   add_checkpoint_options(sub, a->run, a->which, a->checkpoint);
   sub->add_option("--data", a->data, "dataset folder or store (default: the run's validation set)");
-  sub->add_option("--layout", a->layout, "ucf101, kinetics, folder or csv (default: the run's)");
-  sub->add_option("--split", a->split, "UCF101 split (default: the run's)");
+  sub->add_option("--layout", a->layout,
+                  "ucf101, kinetics, folder, csv or activitynet (default: the run's)");
+  sub->add_option("--split", a->split,
+                  "UCF101: split 1 to 3 (default: the run's); ActivityNet: validation (default) or "
+                  "training");
   sub->add_option("--clips", a->clips, "clips per video, averaged for the video's prediction")
       ->capture_default_str();
   sub->add_option("--batch", a->batch, "clips per forward")->capture_default_str();

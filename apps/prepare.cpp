@@ -6,6 +6,7 @@
 #include <string>
 
 #include "commands.h"
+#include "config.h"
 #include "reel/core/error.h"
 #include "reel/data/dataset.h"
 #include "reel/data/store.h"
@@ -24,6 +25,12 @@ struct PrepareArgs {
 int run_prepare(const PrepareArgs& a) {
   data::DatasetOptions d;
   d.layout = data::parse_layout(a.layout);
+  // A store keeps frames of whole videos, one clip each; ActivityNet's segments of long videos
+  // are sampled from the videos themselves.
+  if (d.layout == data::Layout::ActivityNet)
+    throw UsageError(
+        "--layout activitynet: a store holds whole short videos; train on "
+        "ActivityNet's videos directly (reel train --layout activitynet)");
   d.root = a.data;
   d.list = a.list;
   d.split = a.split;

@@ -201,12 +201,13 @@ Device choose_device(const std::string& name, Progress& progress) {
 void drop_missing(data::Dataset& ds, const std::string& what, bool fail, Progress& progress) {
   if (ds.store) return;
   std::vector<data::VideoItem> kept;
-  std::vector<std::string> missing;
+  std::vector<std::string> missing;  // each file once (ActivityNet lists a video per segment)
+  std::set<std::string> seen;
   for (auto& item : ds.items) {
     std::error_code ec;
     if (fs::exists(item.path, ec))
       kept.push_back(std::move(item));
-    else
+    else if (seen.insert(item.path).second)
       missing.push_back(item.path);
   }
   ds.items = std::move(kept);
@@ -416,6 +417,7 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
 
   // Data.
   data::Dataset train_set = open_dataset(c.data, c.layout, c.split, true);
+  for (const std::string& note : train_set.notes) progress.line("reel: " + note);
   const bool fail_bad = c.on_bad_video == "fail";
   drop_missing(train_set, c.data, fail_bad, progress);
   data::Dataset val_set;
@@ -423,8 +425,10 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
   if (!c.val_data.empty()) {
     val_set = open_dataset(c.val_data, c.layout, c.split, false);
     have_val = true;
-  } else if (!train_set.store && (c.layout == "ucf101" || c.layout == "kinetics")) {
+  } else if (!train_set.store &&
+             (c.layout == "ucf101" || c.layout == "kinetics" || c.layout == "activitynet")) {
     val_set = open_dataset(c.data, c.layout, c.split, false);
+    for (const std::string& note : val_set.notes) progress.line("reel: " + note);
     have_val = true;
   }
   if (have_val) {

@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "reel/core/error.h"
 #include "reel/data/video.h"
 
@@ -134,6 +136,18 @@ std::string find_ucf_lists(const std::string& root, const std::string& list_dir)
   throw Error("UCF101 '" + root + "': no classInd.txt in it, in ucfTrainTestlist/ or beside it");
 }
 
+// The one file with extension ext in root (the index of a Kinetics or ActivityNet root).
+std::string only_file(const std::string& root, const std::string& ext, const std::string& what) {
+  std::error_code ec;
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (lower(e.path().extension().string()) == ext) found.push_back(e.path().string());
+  REEL_CHECK(found.size() == 1, what << " root '" << root << "': expected one " << ext
+                                     << " in it, found " << found.size()
+                                     << " (name it with --list)");
+  return found[0];
+}
+
 }  // namespace
 
 Layout parse_layout(const std::string& name) {
@@ -142,7 +156,9 @@ Layout parse_layout(const std::string& name) {
   if (n == "kinetics") return Layout::Kinetics;
   if (n == "folder") return Layout::Folder;
   if (n == "csv") return Layout::CSV;
-  throw Error("unknown dataset layout '" + name + "' (expected ucf101, kinetics, folder or csv)");
+  if (n == "activitynet") return Layout::ActivityNet;
+  throw Error("unknown dataset layout '" + name +
+              "' (expected ucf101, kinetics, folder, csv or activitynet)");
 }
 
 Dataset load_ucf101(const std::string& root, const std::string& list_dir, int split, bool train) {
@@ -320,22 +336,118 @@ Dataset load_csv(const std::string& root, const std::string& csv) {
   return ds;
 }
 
+Dataset load_activitynet(const std::string& root, const std::string& path,
+                         const std::string& subset) {
+  using nlohmann::json;
+  std::error_code ec;
+  REEL_CHECK(fs::is_directory(root, ec), "ActivityNet root '" << root << "': no such folder");
+  REEL_CHECK(subset == "training" || subset == "validation",
+             "ActivityNet: unknown subset '" << subset << "' (expected training or validation)");
+  json j;
+  {
+    std::ifstream in(path);
+    REEL_CHECK(in, path << ": cannot open the annotation file");
+    try {
+      j = json::parse(in);
+    } catch (const json::exception& e) {
+      throw Error(path + ": not valid JSON (" + e.what() + ")");
+    }
+  }
+  REEL_CHECK(j.is_object() && j.contains("database") && j["database"].is_object(),
+             path << ": expected an object with a \"database\" object (ActivityNet 1.3)");
+  struct Segment {
+    std::string id, label;
+    double start, end;
+  };
+  std::vector<Segment> segments;
+  std::set<std::string> train_labels;
+  std::vector<std::string> cut, dropped;
+  for (const auto& [id, v] : j["database"].items()) {
+    const std::string where = path + ": video \"" + id + "\"";
+    REEL_CHECK(v.is_object(), where << ": expected an object, got " << v.type_name());
+    REEL_CHECK(v.contains("subset") && v["subset"].is_string(),
+               where << ": \"subset\" must be a string (training, validation or testing)");
+    const std::string sub = v["subset"].get<std::string>();
+    if (sub == "testing") continue;  // no annotations
+    REEL_CHECK(
+        v.contains("duration") && v["duration"].is_number() && v["duration"].get<double>() > 0.0,
+        where << ": \"duration\" must be a positive number of seconds");
+    const double duration = v["duration"].get<double>();
+    REEL_CHECK(v.contains("annotations") && v["annotations"].is_array(),
+               where << ": \"annotations\" must be a list of {\"segment\", \"label\"}");
+    const json& anns = v["annotations"];
+    for (size_t a = 0; a < anns.size(); ++a) {
+      const json& ann = anns[a];
+      const std::string at = where + ": \"annotations\"[" + std::to_string(a) + "]";
+      REEL_CHECK(ann.is_object() && ann.contains("label") && ann["label"].is_string() &&
+                     !ann["label"].get<std::string>().empty(),
+                 at << ": \"label\" must be a non-empty string");
+      REEL_CHECK(ann.contains("segment") && ann["segment"].is_array() &&
+                     ann["segment"].size() == 2 && ann["segment"][0].is_number() &&
+                     ann["segment"][1].is_number(),
+                 at << ": \"segment\" must be [start, end] in seconds, got "
+                    << (ann.contains("segment") ? ann["segment"].dump() : std::string("nothing")));
+      Segment s{id, ann["label"].get<std::string>(), ann["segment"][0].get<double>(),
+                ann["segment"][1].get<double>()};
+      REEL_CHECK(s.start >= 0.0 && s.end > s.start,
+                 at << ": the segment [" << s.start << ", " << s.end
+                    << "] ends before it starts (or starts before 0)");
+      if (sub == "training") train_labels.insert(s.label);
+      if (sub != subset) continue;
+      if (s.start >= duration) {
+        dropped.push_back(id);
+        continue;
+      }
+      if (s.end > duration) {
+        cut.push_back(id);
+        s.end = duration;
+      }
+      segments.push_back(s);
+    }
+  }
+  REEL_CHECK(!train_labels.empty(), path << ": no training video has an annotation");
+  Dataset ds;
+  ds.classes.assign(train_labels.begin(), train_labels.end());
+  // The videos: one listing of root, then v_<id>.<ext>, <id>.<ext>, or a frame folder so named.
+  std::map<std::string, std::string> by_stem;  // file stem or folder name -> path
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const fs::path& p = e.path();
+    if (e.is_directory(ec))
+      by_stem.emplace(p.filename().string(), p.string());
+    else if (is_video_name(p))
+      by_stem.emplace(p.stem().string(), p.string());
+  }
+  for (const Segment& s : segments) {
+    const auto c = std::lower_bound(ds.classes.begin(), ds.classes.end(), s.label);
+    REEL_CHECK(c != ds.classes.end() && *c == s.label, path << ": " << subset << " video \"" << s.id
+                                                            << "\" has the label \"" << s.label
+                                                            << "\", which no training video has");
+    VideoItem item;
+    auto f = by_stem.find("v_" + s.id);
+    if (f == by_stem.end()) f = by_stem.find(s.id);
+    item.path = f != by_stem.end() ? f->second : (fs::path(root) / ("v_" + s.id + ".*")).string();
+    item.label = c - ds.classes.begin();
+    item.start = s.start;
+    item.end = s.end;
+    ds.items.push_back(item);
+  }
+  auto note = [&](const std::vector<std::string>& ids, const std::string& what) {
+    if (ids.empty()) return;
+    std::string m = path + ": " + std::to_string(ids.size()) + " " + what + " (" + ids[0];
+    if (ids.size() > 1) m += ", " + ids[1];
+    ds.notes.push_back(m + (ids.size() > 2 ? ", ...)" : ")"));
+  };
+  note(cut, "segments end past their video's duration and were cut at it");
+  note(dropped, "segments start at or past their video's duration and were left out");
+  return ds;
+}
+
 Dataset load_dataset(const DatasetOptions& o) {
   switch (o.layout) {
     case Layout::UCF101:
       return load_ucf101(o.root, o.list, o.split, o.train);
     case Layout::Kinetics: {
-      std::string csv = o.list;
-      if (csv.empty()) {
-        std::error_code ec;
-        std::vector<std::string> found;
-        for (const auto& e : fs::directory_iterator(o.root, ec))
-          if (lower(e.path().extension().string()) == ".csv") found.push_back(e.path().string());
-        REEL_CHECK(found.size() == 1, "Kinetics root '" << o.root << "': expected one .csv in it, "
-                                                        << "found " << found.size()
-                                                        << " (name it with --list)");
-        csv = found[0];
-      }
+      const std::string csv = o.list.empty() ? only_file(o.root, ".csv", "Kinetics") : o.list;
       const std::string split =
           o.kinetics_split.empty() ? (o.train ? "train" : "val") : o.kinetics_split;
       return load_kinetics(o.root, csv, split);
@@ -344,6 +456,10 @@ Dataset load_dataset(const DatasetOptions& o) {
       return load_folder(o.root);
     case Layout::CSV:
       return load_csv(o.root, o.list.empty() ? (fs::path(o.root) / "data.csv").string() : o.list);
+    case Layout::ActivityNet:
+      return load_activitynet(o.root,
+                              o.list.empty() ? only_file(o.root, ".json", "ActivityNet") : o.list,
+                              o.train ? "training" : "validation");
   }
   throw Error("load_dataset: unknown layout");
 }

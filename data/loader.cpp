@@ -1,6 +1,7 @@
 #include "reel/data/loader.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 
@@ -160,12 +161,27 @@ void Loader::produce(int64_t pos, Pending& p, int slot) {
     const Generator base(sample_seed(opts_.seed, epoch_, s, 0));
     ClipIndices ci;
     int64_t n = 0, true_n = 0;
+    const double fps = src->fps();
     const std::vector<cv::Mat> frames = decode_frames(
         *src,
         [&](int64_t count) {
           // A fresh copy per call: a retry with the true count draws what a first try would.
           Generator g = base;
-          ci = sample_clip(count, opts_.sampler, opts_.train, clip, g);
+          // A segment: the frames in [start, end) seconds, cut at the video's end.
+          int64_t first = 0, n = count;
+          if (item.end >= 0.0) {
+            first = static_cast<int64_t>(std::floor(item.start * fps));
+            REEL_CHECK(first < count, "the segment [" << item.start << " s, " << item.end
+                                                      << " s] starts past the video's end ("
+                                                      << count << " frames at " << fps << " fps)");
+            const int64_t last = std::min<int64_t>(
+                count,
+                std::max<int64_t>(first + 1, static_cast<int64_t>(std::ceil(item.end * fps))));
+            n = last - first;
+          }
+          ci = sample_clip(n, opts_.sampler, opts_.train, clip, g);
+          for (int64_t& f : ci.frames)
+            if (f >= 0) f += first;
           return ci.frames;
         },
         counts_[video].load(), &n, &true_n);

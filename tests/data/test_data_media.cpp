@@ -4,6 +4,8 @@
 // Decoders differ between FFmpeg versions: pixels are compared within tolerances only.
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <sstream>
 
 #include <opencv2/imgproc.hpp>
@@ -409,5 +411,103 @@ TEST_CASE("reel digits and reel prepare from the command line, with a bad video"
   CHECK(run_command(cli + " prepare --data " + d / "nowhere" + " --out " + d / "h.store", out) ==
         1);
   CHECK(out.find("nowhere") != std::string::npos);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST_CASE("ActivityNet layout over real videos: reel train and reel eval on segments") {
+  ScratchDir d("media_activitynet");
+  const std::string cli = REEL_CLI;
+  // Real videos under ActivityNet's names (v_<id> or <id>), and their true durations.
+  const std::pair<const char*, const char*> files[] = {{"vtest.avi", "v_walk.avi"},
+                                                       {"Megamind.avi", "talk.avi"},
+                                                       {"tree.avi", "v_tree.avi"},
+                                                       {"cockatoo.mp4", "v_bird.mp4"},
+                                                       {"realshort.mp4", "v_short.mp4"}};
+  std::map<std::string, double> duration;
+  for (const auto& [from, to] : files) {
+    fs::create_symlink(media(from), d / to);
+    auto v = open_video(media(from));
+    duration[to] = static_cast<double>(v->frame_count()) / v->fps();
+  }
+  REQUIRE(duration["v_bird.mp4"] < 20.0);
+  REQUIRE(duration["v_short.mp4"] < 2.0);
+  auto dur = [&](const char* f) { return std::to_string(duration[f]); };
+  // Training: two segments of walk, one of talk and of tree, a video that is gone. Validation:
+  // bird's segment runs past its duration (cut); short's second segment starts past the end of
+  // the real file, although the annotation says 10 s (the loader names and skips it).
+  const std::string db =
+      R"({"version": "VERSION 1.3", "database": {
+    "walk": {"subset": "training", "duration": )" +
+      dur("v_walk.avi") + R"(, "annotations": [
+      {"segment": [2.0, 6.0], "label": "Walking"}, {"segment": [20.0, 26.0], "label": "Walking"}]},
+    "talk": {"subset": "training", "duration": )" +
+      dur("talk.avi") + R"(, "annotations": [{"segment": [1.0, 5.0], "label": "Talking"}]},
+    "tree": {"subset": "training", "duration": )" +
+      dur("v_tree.avi") + R"(, "annotations": [{"segment": [1.0, 5.0], "label": "Swaying"}]},
+    "gone": {"subset": "training", "duration": 30.0, "annotations": [
+      {"segment": [3.0, 9.0], "label": "Walking"}]},
+    "bird": {"subset": "validation", "duration": )" +
+      dur("v_bird.mp4") + R"(, "annotations": [{"segment": [1.0, 25.0], "label": "Swaying"}]},
+    "short": {"subset": "validation", "duration": 10.0, "annotations": [
+      {"segment": [0.0, 0.5], "label": "Talking"}, {"segment": [2.0, 3.0], "label": "Talking"}]}
+  }})";
+  write_text(d / "activity_net.v1-3.min.json", db);
+  const std::string run = d / "run";
+  std::string all, out;
+  const int rc = run_command(cli + " train --data " + d.str() +
+                                 " --layout activitynet --frames 4 --size 32 --resize 32 --width 4 "
+                                 "--feature-dim 8 --hidden 8 --layers 1 --batch 2 --epochs 1 "
+                                 "--workers 1 --threads 1 --log-every 1 --out " +
+                                 run,
+                             all);
+  INFO(all);
+  REQUIRE(rc == 0);
+  CHECK(all.find("1 listed videos are missing and skipped (" + d / "v_gone.*)") !=
+        std::string::npos);
+  CHECK(all.find("1 segments end past their video's duration and were cut at it (bird)") !=
+        std::string::npos);
+  CHECK(all.find("v_short.mp4") != std::string::npos);
+  CHECK(all.find("starts past the video's end") != std::string::npos);
+  CHECK(all.find("2 steps") != std::string::npos);  // 4 training segments, 1 gone, batch 2
+  // Evaluation: the validation subset by default; a video's prediction averages its segments.
+  REQUIRE(run_command(cli + " eval --run " + run + " --which last", out) == 0);
+  INFO(out);
+  const std::string ej = slurp(run + "/eval/eval.json");
+  CHECK(ej.find("\"videos\": 2") != std::string::npos);  // bird and short
+  CHECK(ej.find("\"clips\": 2") != std::string::npos);   // short's second segment is skipped
+  REQUIRE(run_command(cli + " eval --run " + run + " --which last --split training --out " +
+                          d / "eval_train",
+                      out) == 0);
+  CHECK(slurp(d / "eval_train/eval.json").find("\"videos\": 3") != std::string::npos);
+  CHECK(run_command(cli + " eval --run " + run + " --split testing", out) == 2);
+  CHECK(out.find("--split must be training or validation") != std::string::npos);
+
+  // A validation label that training never saw; a malformed segment: exit 1, named.
+  fs::remove(d / "activity_net.v1-3.min.json");
+  std::string unseen = db;
+  unseen.replace(unseen.find("\"Talking\"}, {\"segment\": [2.0"), 9, "\"Ballet\"");
+  write_text(d / "unseen.json", unseen);
+  CHECK(run_command(cli + " train --data " + d.str() + " --layout activitynet --out " + d / "r2",
+                    out) == 1);
+  CHECK_MESSAGE(out.find("validation video \"short\" has the label \"Ballet\", which no "
+                         "training video has") != std::string::npos,
+                out);
+  CHECK(out.find("unseen.json") != std::string::npos);
+  fs::remove(d / "unseen.json");
+  std::string reversed = db;
+  reversed.replace(reversed.find("[1.0, 5.0], \"label\": \"Swaying\""), 10, "[5.0, 1.0]");
+  write_text(d / "reversed.json", reversed);
+  CHECK(run_command(cli + " train --data " + d.str() + " --layout activitynet --out " + d / "r3",
+                    out) == 1);
+  CHECK_MESSAGE(out.find("video \"tree\": \"annotations\"[0]: the segment [5, 1] ends before it "
+                         "starts") != std::string::npos,
+                out);
+  CHECK_FALSE(fs::exists(d / "r3/last.safetensors"));
 }
 #endif

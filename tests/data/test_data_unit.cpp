@@ -754,3 +754,157 @@ TEST_CASE("bad loader options and a Kinetics header with a repeated column are n
   CHECK(k.find(":1:") != std::string::npos);
   CHECK(k.find("'split' appears twice") != std::string::npos);
 }
+
+namespace {
+
+// An ActivityNet 1.3-style annotation file over frame folders (25 fps) in d: v_a (100 frames,
+// 4 s), b (50 frames, found without the v_ prefix) and v_short (20 frames, although the file
+// says 10 s); "gone" has no video; "t" is a testing video (no annotations).
+void write_activitynet(const ScratchDir& d, const std::string& extra_validation = "") {
+  const std::pair<std::string, int> videos[] = {{"v_a", 100}, {"b", 50}, {"v_short", 20}};
+  for (const auto& [name, n] : videos) {
+    fs::create_directories(d / name);
+    for (int t = 0; t < n; ++t)
+      cv::imwrite(d / name + "/f" + std::to_string(t) + ".png", pattern_frame(24, 30, 0, t));
+  }
+  write_text(d / "anet.json", R"({"version": "VERSION 1.3", "database": {
+    "a": {"subset": "training", "duration": 4.0, "annotations": [
+      {"segment": [1.0, 1.4], "label": "Long jump"},
+      {"segment": [3.0, 4.5], "label": "Surfing"},
+      {"segment": [4.0, 5.0], "label": "Surfing"}]},
+    "b": {"subset": "validation", "duration": 2.0, "annotations": [
+      {"segment": [0.2, 1.8], "label": "Surfing"}]},
+    "short": {"subset": "validation", "duration": 10.0, "annotations": [
+      {"segment": [0.0, 0.4], "label": "Long jump"},
+      {"segment": [2.0, 3.0], "label": "Long jump"}]},
+    "gone": {"subset": "training", "duration": 30.0, "annotations": [
+      {"segment": [5, 9], "label": "Long jump"}]},
+    "t": {"subset": "testing", "duration": 12.0, "annotations": []})" +
+                                  extra_validation + R"(}})");
+}
+
+}  // namespace
+
+TEST_CASE("ActivityNet: one item per segment, classes from training, videos found or named") {
+  ScratchDir d("activitynet");
+  write_activitynet(d);
+  const Dataset train = load_activitynet(d.str(), d / "anet.json", "training");
+  CHECK(train.classes == std::vector<std::string>{"Long jump", "Surfing"});
+  REQUIRE(train.size() == 3);  // a's [4, 5] starts at its duration: left out
+  CHECK(train.items[0].path == d / "v_a");
+  CHECK(train.items[0].label == 0);
+  CHECK(train.items[0].start == 1.0);
+  CHECK(train.items[0].end == doctest::Approx(1.4));
+  CHECK(train.items[1].end == 4.0);              // [3, 4.5] cut at the duration
+  CHECK(train.items[2].path == d / "v_gone.*");  // missing: the trainer names it
+  REQUIRE(train.notes.size() == 2);
+  CHECK(train.notes[0].find("1 segments end past their video's duration and were cut at it (a)") !=
+        std::string::npos);
+  CHECK(train.notes[1].find("1 segments start at or past their video's duration") !=
+        std::string::npos);
+  DatasetOptions o;
+  o.layout = parse_layout("activitynet");
+  o.root = d.str();
+  o.train = false;  // the only .json in the root, its validation subset
+  const Dataset val = load_dataset(o);
+  CHECK(val.classes == train.classes);
+  REQUIRE(val.size() == 3);
+  CHECK(val.items[0].path == d / "b");
+  CHECK(val.items[0].label == 1);
+  CHECK(val.items[2].path == d / "v_short");
+
+  // Evaluation clips lie inside their segment: frame t's red value is t. a's [1.0, 1.4] at 25
+  // fps is frames 25..34; four segment centres of those ten frames.
+  LoaderOptions lo;
+  lo.batch_size = 4;
+  lo.workers = 1;
+  lo.train = false;
+  lo.shuffle = false;
+  lo.sampler.frames = 4;
+  lo.transform.resize = 0;
+  lo.transform.crop = 20;
+  lo.transform.mean = {0.0f, 0.0f, 0.0f};
+  lo.transform.std = {1.0f, 1.0f, 1.0f};
+  std::ostringstream log;
+  lo.log = &log;
+  Dataset found = train;
+  found.items.pop_back();  // the missing video
+  auto frame_of = [](const Batch& b, int64_t i, int64_t k) {
+    return static_cast<int>(std::lround(b.clips.at({i, k, 0, 0, 0}) * 255.0f));
+  };
+  {
+    Loader l(found, lo);
+    l.start_epoch(0);
+    Batch b;
+    REQUIRE(l.next(b));
+    REQUIRE(b.labels.size() == 2);
+    CHECK(std::vector<int>{frame_of(b, 0, 0), frame_of(b, 0, 1), frame_of(b, 0, 2),
+                           frame_of(b, 0, 3)} == std::vector<int>{26, 28, 31, 33});
+    CHECK(b.lengths[0] == 4);
+    for (int k = 0; k < 4; ++k) CHECK(frame_of(b, 1, k) >= 75);  // [3, 4] s: frames 75..99
+  }
+  // Training clips too: random frames, every one inside the segment, over several epochs.
+  lo.train = true;
+  lo.shuffle = true;
+  lo.transform.flip = false;
+  Loader l(found, lo);
+  for (int epoch = 0; epoch < 5; ++epoch) {
+    l.start_epoch(epoch);
+    Batch b;
+    while (l.next(b))
+      for (size_t i = 0; i < b.labels.size(); ++i)
+        for (int k = 0; k < 4; ++k) {
+          const int t = frame_of(b, static_cast<int64_t>(i), k);
+          if (b.labels[i] == 0)
+            CHECK((t >= 25 && t < 35));
+          else
+            CHECK(t >= 75);
+        }
+  }
+  // A segment past the real end of its video (short: 20 frames, 0.8 s): named, skipped.
+  lo.train = false;
+  Loader v(val, lo);
+  v.start_epoch(0);
+  Batch b;
+  int64_t clips = 0;
+  while (v.next(b)) clips += static_cast<int64_t>(b.labels.size());
+  CHECK(clips == 2);
+  REQUIRE(v.summary().bad.size() == 1);
+  CHECK(log.str().find("v_short") != std::string::npos);
+  CHECK(log.str().find("starts past the video's end (20 frames at 25 fps)") != std::string::npos);
+}
+
+TEST_CASE("ActivityNet: malformed annotations name the video and the key") {
+  ScratchDir d("activitynet_bad");
+  write_activitynet(d, R"(, "new": {"subset": "validation", "duration": 5.0, "annotations": [
+      {"segment": [1, 2], "label": "Ballet"}]})");
+  std::string e = error_of([&] { load_activitynet(d.str(), d / "anet.json", "validation"); });
+  CHECK_MESSAGE(e.find("validation video \"new\" has the label \"Ballet\", which no training "
+                       "video has") != std::string::npos,
+                e);
+  CHECK(load_activitynet(d.str(), d / "anet.json", "training").size() == 3);  // still fine
+  const std::pair<std::string, std::vector<std::string>> cases[] = {
+      {R"({"database": {"x": {"subset": "training", "duration": 5, "annotations": [
+          {"segment": [3, 2], "label": "Surfing"}]}}})",
+       {"video \"x\"", "\"annotations\"[0]", "[3, 2] ends before it starts"}},
+      {R"({"database": {"x": {"subset": "training", "duration": 5, "annotations": [
+          {"segment": [1, 2], "label": "Surfing"}, {"segment": "1-2", "label": "Surfing"}]}}})",
+       {"video \"x\"", "\"annotations\"[1]", "\"segment\" must be [start, end]", "\"1-2\""}},
+      {R"({"database": {"x": {"subset": "training", "annotations": []}}})",
+       {"video \"x\"", "\"duration\""}},
+      {R"({"database": {"x": {"subset": "training", "duration": 5, "annotations": [
+          {"segment": [1, 2]}]}}})",
+       {"video \"x\"", "\"label\" must be a non-empty string"}},
+      {R"({"taxonomy": []})", {"\"database\""}},
+      {R"({"database": {"x": )", {"not valid JSON"}},
+  };
+  for (const auto& [text, says] : cases) {
+    write_text(d / "bad.json", text);
+    e = error_of([&] { load_activitynet(d.str(), d / "bad.json", "training"); });
+    INFO(e);
+    CHECK(e.find("bad.json") != std::string::npos);
+    for (const auto& s : says) CHECK(e.find(s) != std::string::npos);
+  }
+  e = error_of([&] { load_activitynet(d.str(), d / "anet.json", "testing"); });
+  CHECK(e.find("unknown subset 'testing'") != std::string::npos);
+}
