@@ -541,9 +541,20 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
 
   {
     std::ostringstream m;
-    m << "reel train: " << train_set.size() << " videos in " << train_set.classes.size()
-      << " classes";
-    if (have_val) m << ", " << val_set.size() << " for validation";
+    // ActivityNet's items are segments: "4 segments of 3 videos".
+    auto count = [](const data::Dataset& ds) {
+      std::set<std::string> files;
+      bool segments = false;
+      for (const auto& item : ds.items) {
+        files.insert(item.path);
+        segments = segments || item.end >= 0.0;
+      }
+      return segments ? std::to_string(ds.size()) + " segments of " + std::to_string(files.size()) +
+                            " videos"
+                      : std::to_string(ds.size()) + " videos";
+    };
+    m << "reel train: " << count(train_set) << " in " << train_set.classes.size() << " classes";
+    if (have_val) m << ", " << count(val_set) << " for validation";
     m << "; " << c.backbone << " width " << c.width;
     if (c.fusion == "pool")
       m << ", fusion pool (no LSTM)";

@@ -433,12 +433,13 @@ Dataset load_activitynet(const std::string& root, const std::string& path,
   }
   auto note = [&](const std::vector<std::string>& ids, const std::string& what) {
     if (ids.empty()) return;
-    std::string m = path + ": " + std::to_string(ids.size()) + " " + what + " (" + ids[0];
+    std::string m = path + ": " + what + ": " + std::to_string(ids.size()) +
+                    (ids.size() == 1 ? " segment (" : " segments (") + ids[0];
     if (ids.size() > 1) m += ", " + ids[1];
     ds.notes.push_back(m + (ids.size() > 2 ? ", ...)" : ")"));
   };
-  note(cut, "segments end past their video's duration and were cut at it");
-  note(dropped, "segments start at or past their video's duration and were left out");
+  note(cut, "cut at the video's duration");
+  note(dropped, "left out, starting at or past the video's duration");
   return ds;
 }
 

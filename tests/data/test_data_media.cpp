@@ -470,11 +470,12 @@ TEST_CASE("ActivityNet layout over real videos: reel train and reel eval on segm
   REQUIRE(rc == 0);
   CHECK(all.find("1 listed videos are missing and skipped (" + d / "v_gone.*)") !=
         std::string::npos);
-  CHECK(all.find("1 segments end past their video's duration and were cut at it (bird)") !=
-        std::string::npos);
+  CHECK(all.find("cut at the video's duration: 1 segment (bird)") != std::string::npos);
   CHECK(all.find("v_short.mp4") != std::string::npos);
   CHECK(all.find("starts past the video's end") != std::string::npos);
-  CHECK(all.find("2 steps") != std::string::npos);  // 4 training segments, 1 gone, batch 2
+  CHECK(all.find("4 segments of 3 videos in 3 classes, 3 segments of 2 videos for validation") !=
+        std::string::npos);                         // the segment of the missing video left out
+  CHECK(all.find("2 steps") != std::string::npos);  // 4 segments, batch 2
   // Evaluation: the validation subset by default; a video's prediction averages its segments.
   REQUIRE(run_command(cli + " eval --run " + run + " --which last", out) == 0);
   INFO(out);

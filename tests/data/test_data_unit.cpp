@@ -798,9 +798,8 @@ TEST_CASE("ActivityNet: one item per segment, classes from training, videos foun
   CHECK(train.items[1].end == 4.0);              // [3, 4.5] cut at the duration
   CHECK(train.items[2].path == d / "v_gone.*");  // missing: the trainer names it
   REQUIRE(train.notes.size() == 2);
-  CHECK(train.notes[0].find("1 segments end past their video's duration and were cut at it (a)") !=
-        std::string::npos);
-  CHECK(train.notes[1].find("1 segments start at or past their video's duration") !=
+  CHECK(train.notes[0].find("cut at the video's duration: 1 segment (a)") != std::string::npos);
+  CHECK(train.notes[1].find("left out, starting at or past the video's duration: 1 segment (a)") !=
         std::string::npos);
   DatasetOptions o;
   o.layout = parse_layout("activitynet");
