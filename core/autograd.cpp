@@ -144,6 +144,15 @@ void accumulate_into(TensorImpl& impl, Tensor&& g) {
   }
 }
 
+// Runs the grad-ready hooks of a leaf whose last gradient of this backward has arrived. A
+// recomputed block's inner backward (checkpoint) hands its gradients to the outer one: only the
+// outer accumulation is final.
+void grad_ready(const std::shared_ptr<TensorImpl>& leaf) {
+  if (!leaf->grad_ready_hooks || g_recomputing > 0) return;
+  const Tensor t(leaf);
+  for (const auto& hook : *leaf->grad_ready_hooks) hook(t);
+}
+
 }  // namespace
 
 void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph) {
@@ -151,12 +160,14 @@ void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph
   const std::shared_ptr<Node>& root_node = root.grad_fn();
   if (!root_node) {  // a leaf: its gradient is grad_root itself
     accumulate_into(*root.impl(), Tensor(grad_root));
+    grad_ready(root.impl());
     return;
   }
   // Count, for every node reachable from the root, how many edges lead into it (iteratively:
   // graphs of long sequences are deep). A node freed by an earlier backward stops the walk
   // before any gradient has moved.
   std::unordered_map<Node*, int> pending;
+  std::unordered_map<TensorImpl*, int> leaf_pending;  // edges into leaves that have hooks
   std::vector<Node*> stack{root_node.get()};
   pending[root_node.get()] = 0;
   while (!stack.empty()) {
@@ -168,6 +179,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph
                    << ", whose saved tensors were freed by the first backward; call "
                       "backward(grad, /*retain_graph=*/true) the first time to keep them");
     for (const Edge& e : n->next) {
+      if (e.leaf && e.leaf->grad_ready_hooks) ++leaf_pending[e.leaf.get()];
       if (!e.node) continue;
       auto [it, inserted] = pending.emplace(e.node.get(), 0);
       ++it->second;
@@ -207,6 +219,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root, bool retain_graph
                                           << ", expected " << shape_str(n->input_shapes[i]));
       if (e.leaf) {
         accumulate_into(*e.leaf, std::move(gi));
+        if (e.leaf->grad_ready_hooks && --leaf_pending[e.leaf.get()] == 0) grad_ready(e.leaf);
         continue;
       }
       Node* m = e.node.get();

@@ -325,6 +325,18 @@ void Tensor::zero_grad(bool set_to_none) const {
   Tensor(impl_->grad).fill_(0.0f);
 }
 
+void Tensor::add_grad_ready_hook(std::function<void(const Tensor&)> hook) const {
+  REEL_CHECK(defined() && is_leaf() && requires_grad(),
+             "add_grad_ready_hook: the tensor must be a leaf that requires grad");
+  if (!impl_->grad_ready_hooks)
+    impl_->grad_ready_hooks = std::make_shared<std::vector<std::function<void(const Tensor&)>>>();
+  impl_->grad_ready_hooks->push_back(std::move(hook));
+}
+
+void Tensor::clear_grad_ready_hooks() const {
+  if (defined()) impl_->grad_ready_hooks.reset();
+}
+
 void Tensor::retain_grad() const {
   REEL_CHECK(requires_grad(), "retain_grad: the tensor does not require grad");
   impl_->retains_grad = true;

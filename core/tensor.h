@@ -2,6 +2,7 @@
 // Tensor: float32, contiguous, row-major, with a shape and a device. A Tensor is a handle: copies
 // share storage (reference counted). Reshape shares storage; transpose and permute copy.
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -26,6 +27,7 @@ void check_shape(const char* op, const Shape& shape);
 
 class Generator;
 struct Node;
+class Tensor;
 
 // Owns one buffer of floats on one device; returns it to the caching allocator when released.
 struct Storage {
@@ -52,6 +54,9 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;  // accumulated gradient of a leaf (or a retained non-leaf)
   std::shared_ptr<Node> grad_fn;     // the op that made this tensor, when recorded
   int output_nr = 0;                 // which output of grad_fn this tensor is
+  // Tensor::add_grad_ready_hook: called with the leaf when a backward has accumulated the last
+  // of its gradients (null until one is added).
+  std::shared_ptr<std::vector<std::function<void(const Tensor&)>>> grad_ready_hooks;
 };
 
 class Tensor {
@@ -128,6 +133,13 @@ class Tensor {
   void zero_grad(bool set_to_none = true) const;
   // Keep the gradient of this non-leaf in grad() during backward.
   void retain_grad() const;
+  // Calls hook(leaf) during each backward, as soon as every gradient that backward sends this
+  // leaf has been accumulated into grad() (PyTorch's post-accumulate-grad hook): what
+  // data-parallel training needs to start reducing a gradient while backward still runs.
+  // Within a recomputed block (checkpoint()), only the final accumulation counts. The hooks
+  // run on the thread that called backward(), in the order they were added.
+  void add_grad_ready_hook(std::function<void(const Tensor&)> hook) const;
+  void clear_grad_ready_hooks() const;
   // Back-propagates from this tensor. grad: d(loss)/d(this); may be left out when numel() == 1.
   // What each node saved for backward is freed as soon as its backward has run, so that
   // memory falls during backward; retain_graph keeps it for another backward through the

@@ -13,6 +13,7 @@
 using namespace reel;
 using reel::test::check_gradients;
 using reel::test::check_values;
+using reel::test::error_of;
 using reel::test::leaf;
 
 namespace {
@@ -414,4 +415,41 @@ TEST_CASE("the default generator is one for the process: manual_seed holds in ev
   uint64_t s = 0;
   CHECK(splitmix64(s) == 0xe220a8397b1dcdafULL);
   CHECK(s == 0x9e3779b97f4a7c15ULL);
+}
+
+TEST_CASE("grad-ready hooks: once per backward, after a leaf's last gradient, last layers first") {
+  // y = relu(W2 relu(W1 x)) . w1 used twice (fan-in of two edges); checkpointed middle.
+  Generator g(3);
+  Tensor x = Tensor::normal({4, 3}, 0.0f, 1.0f, g);
+  Tensor w1 = Tensor::normal({5, 3}, 0.0f, 1.0f, g), w2 = Tensor::normal({2, 5}, 0.0f, 1.0f, g);
+  w1.requires_grad_();
+  w2.requires_grad_();
+  std::vector<std::string> order;
+  std::vector<float> seen_w1;
+  w1.add_grad_ready_hook([&](const Tensor& t) {
+    order.push_back("w1");
+    seen_w1 = t.grad().to_vector();
+  });
+  w2.add_grad_ready_hook([&](const Tensor&) { order.push_back("w2"); });
+  auto block = [&](const Tensor& in) { return relu(linear(in, w1) + linear(in, w1)); };
+  for (bool recompute : {false, true}) {
+    INFO("recompute " << recompute);
+    order.clear();
+    w1.zero_grad();
+    w2.zero_grad();
+    Tensor h = recompute ? checkpoint(block, x, {w1}) : block(x);
+    sum(linear(h, w2)).backward();
+    // w2 is the last layer: ready first; w1 once, with both of its gradients summed already.
+    CHECK(order == std::vector<std::string>{"w2", "w1"});
+    CHECK(seen_w1 == w1.grad().to_vector());
+  }
+  // A second backward fires them again; cleared hooks do not.
+  order.clear();
+  sum(linear(block(x), w2)).backward();
+  CHECK(order.size() == 2);
+  w1.clear_grad_ready_hooks();
+  order.clear();
+  sum(linear(block(x), w2)).backward();
+  CHECK(order == std::vector<std::string>{"w2"});
+  CHECK(!error_of([&] { (w1 * 2.0f).add_grad_ready_hook([](const Tensor&) {}); }).empty());
 }
