@@ -36,6 +36,8 @@ Loader::Loader(Dataset dataset, LoaderOptions options)
                                        << "transform.resize " << opts_.transform.resize
                                        << " (the shorter side after resizing)");
   REEL_CHECK(opts_.workers <= 1024, "loader: " << opts_.workers << " workers is too many");
+  REEL_CHECK(opts_.shards >= 1 && opts_.shard >= 0 && opts_.shard < opts_.shards,
+             "loader: shard " << opts_.shard << " of " << opts_.shards << " does not exist");
   REEL_CHECK(
       opts_.sampler.frames > 0 && opts_.sampler.clips_per_video > 0 && opts_.sampler.stride > 0,
       "loader: frames, clips_per_video and stride must be positive");
@@ -56,8 +58,9 @@ int64_t Loader::samples() const {
 }
 
 int64_t Loader::batches_per_epoch() const {
-  const int64_t n = samples(), b = opts_.batch_size;
-  return opts_.drop_last ? n / b : (n + b - 1) / b;
+  const int64_t n = samples(), b = static_cast<int64_t>(opts_.batch_size) * opts_.shards;
+  if (opts_.drop_last || n % b < opts_.shards) return n / b;  // a remainder every shard can share
+  return (n + b - 1) / b;
 }
 
 void Loader::stop_workers() {
@@ -87,9 +90,19 @@ void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
       std::swap(order_[i], order_[j]);
     }
   }
+  if (opts_.shards > 1) {  // this shard's part of every global batch, in order
+    const int64_t G = static_cast<int64_t>(opts_.batch_size) * opts_.shards, N = opts_.shards;
+    std::vector<int64_t> mine;
+    for (int64_t k = 0; k < batches_per_epoch(); ++k) {
+      const int64_t M = std::min(G, n - k * G);
+      mine.insert(mine.end(), order_.begin() + k * G + opts_.shard * M / N,
+                  order_.begin() + k * G + (opts_.shard + 1) * M / N);
+    }
+    order_ = std::move(mine);
+  }
   epoch_ = epoch;
   end_pos_ = batches_per_epoch() * opts_.batch_size;
-  end_pos_ = std::min(end_pos_, n);
+  end_pos_ = std::min(end_pos_, static_cast<int64_t>(order_.size()));
   next_pos_ = start_pos_ = std::min(first_batch * opts_.batch_size, end_pos_);
   next_batch_ = first_batch;
   pending_.clear();

@@ -41,6 +41,13 @@ struct LoaderOptions {
   // not reused before the copy has finished.
   Device device = Device::cpu();
   std::ostream* log = nullptr;  // where skipped videos are named (once each); nullptr: stderr
+  // Data-parallel training: this loader is rank `shard` of `shards`. The epoch's order is the
+  // one a single loader would use, cut into global batches of shards * batch_size samples; each
+  // rank delivers its part of every global batch (batch_size samples; the last global batch is
+  // split as evenly as it goes, and a remainder of fewer samples than ranks is left out so that
+  // every rank has a part). So N ranks with batch b see what one loader with batch N * b sees,
+  // with the same random choices per sample.
+  int shard = 0, shards = 1;
 };
 
 struct Batch {
@@ -67,7 +74,8 @@ class Loader {
 
   const Dataset& dataset() const { return dataset_; }
   const LoaderOptions& options() const { return opts_; }
-  // Clips in one epoch: videos (training) or videos * clips_per_video (evaluation).
+  // Clips in one epoch, over all shards: videos (training) or videos * clips_per_video
+  // (evaluation).
   int64_t samples() const;
   int64_t batches_per_epoch() const;
 

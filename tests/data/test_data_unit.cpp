@@ -907,3 +907,63 @@ TEST_CASE("ActivityNet: malformed annotations name the video and the key") {
   e = error_of([&] { load_activitynet(d.str(), d / "anet.json", "testing"); });
   CHECK(e.find("unknown subset 'testing'") != std::string::npos);
 }
+
+TEST_CASE("loader shards: N ranks with batch b together see one loader's batches of N * b") {
+  ScratchDir d("loader_shards");
+  const Dataset ds = make_frame_folders(d, {5, 9, 2, 12, 7, 3, 8, 4, 6, 10, 11});
+  LoaderOptions o;
+  o.seed = 5;
+  o.workers = 1;
+  o.sampler.frames = 3;
+  o.transform.resize = 0;
+  o.transform.crop = 16;
+  auto run = [&](LoaderOptions opt, int64_t epoch) {
+    Loader l(ds, opt);
+    l.start_epoch(epoch);
+    std::vector<Batch> out;
+    Batch b;
+    while (l.next(b)) out.push_back(b);
+    return out;
+  };
+  for (int64_t epoch : {0, 1}) {
+    o.batch_size = 4;
+    const auto whole = run(o, epoch);  // 11 clips: 4 + 4 + 3
+    REQUIRE(whole.size() == 3);
+    o.batch_size = 2;
+    o.shards = 2;
+    o.shard = 0;
+    const auto r0 = run(o, epoch);
+    o.shard = 1;
+    const auto r1 = run(o, epoch);
+    o.shards = 1;
+    o.shard = 0;
+    REQUIRE(r0.size() == 3);
+    REQUIRE(r1.size() == 3);
+    CHECK(r0[2].videos.size() == 1);  // the last global batch of 3: 1 + 2
+    CHECK(r1[2].videos.size() == 2);
+    for (size_t k = 0; k < 3; ++k) {
+      std::vector<int64_t> both = r0[k].videos;
+      both.insert(both.end(), r1[k].videos.begin(), r1[k].videos.end());
+      CHECK(both == whole[k].videos);
+      // The same random frames and crops per sample as the single loader's.
+      std::vector<float> pixels = r0[k].clips.to_vector(), p1 = r1[k].clips.to_vector();
+      pixels.insert(pixels.end(), p1.begin(), p1.end());
+      CHECK(pixels == whole[k].clips.to_vector());
+    }
+  }
+  // 3 ranks of batch 2 on 11 clips: one global batch of 6, then 5 clips split 1 + 2 + 2.
+  o.batch_size = 2;
+  o.shards = 3;
+  o.shard = 0;
+  const auto s0 = run(o, 0);
+  REQUIRE(s0.size() == 2);
+  CHECK(s0[1].videos.size() == 1);
+  // 12 ranks of batch 1 on 11 clips: one rank would get nothing, so the 11 are left out.
+  o.shards = 12;
+  o.batch_size = 1;
+  o.shard = 11;
+  CHECK(run(o, 0).empty());
+  o.shard = 12;
+  CHECK(error_of([&] { Loader bad(ds, o); }).find("shard 12 of 12 does not exist") !=
+        std::string::npos);
+}
