@@ -174,6 +174,10 @@ ConfigOptions::ConfigOptions(CLI::App& app, TrainConfig& c) {
   add(app, "val_every", c.val_every, "epochs between validations");
   add(app, "log_every", c.log_every, "steps between metric lines");
   add(app, "max_steps", c.max_steps, "stop after this many steps in all (0: no limit)");
+  add(app, "bucket_mib", c.bucket_mib,
+      "mpirun: MiB of gradients per all-reduce bucket (reduced while backward runs)");
+  add(app, "rank_timeout", c.rank_timeout,
+      "mpirun: seconds a rank waits for the others before stopping every rank");
 }
 
 bool ConfigOptions::given(const std::string& key) const {
@@ -266,6 +270,8 @@ void validate(TrainConfig& c) {
   check_range("val_every", c.val_every, 1, 1000000);
   check_range("log_every", c.log_every, 1, 1000000);
   check_range("max_steps", c.max_steps, 0, 1e15);
+  check_range("bucket_mib", c.bucket_mib, 0.001, 4096, " MiB");
+  check_range("rank_timeout", c.rank_timeout, 1, 1e6, " seconds");
 }
 
 }  // namespace reel::apps

@@ -60,6 +60,9 @@ struct TrainConfig {
   int64_t val_every = 1;   // epochs between validations
   int64_t log_every = 10;  // steps between metric lines and non-terminal progress lines
   int64_t max_steps = 0;   // stop after this many steps in all (0: no limit); for tests and demos
+  // data-parallel (mpirun -np N; apps/distributed.h): --batch is per rank
+  double bucket_mib = 4.0;      // gradient buckets reduced while backward runs
+  double rank_timeout = 300.0;  // seconds a rank waits for the others before stopping them all
 };
 
 // The table of options: registers them on `app` and reads / writes their TOML keys.

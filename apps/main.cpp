@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "distributed.h"
 #include "reel/core/error.h"
 
 int main(int argc, char** argv) {
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
   }
   try {
     for (auto* sub : app.get_subcommands()) return commands.at(sub->get_name())();
+  } catch (const reel::apps::ExitQuietly& e) {
+    return e.code;  // another rank reported it
   } catch (const reel::apps::UsageError& e) {
     std::fprintf(stderr, "reel: error: %s\n", e.what());
     return 2;

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "distributed.h"
 #include "trainer.h"
 
 namespace reel::apps {
@@ -36,8 +37,10 @@ int run_train(TrainArgs& a) {
   }
   validate(c);
   const TrainReport r = train(c, a.options->to_toml(), !a.resume.empty(), stdout);
+  const bool lead = Ranks::world().rank() == 0;
+  Ranks::finalize();
   if (r.interrupted) return kInterruptedExit;
-  if (r.stopped) return 0;
+  if (r.stopped || !lead) return 0;
   std::printf("reel train: %lld steps in %.1f s", static_cast<long long>(r.steps), r.seconds);
   if (r.best_accuracy >= 0.0)
     std::printf("; best validation accuracy %.1f%%", 100.0 * r.best_accuracy);

@@ -14,6 +14,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "distributed.h"
 #include "reel/core/allocator.h"
 #include "reel/core/random.h"
 #include "reel/core/reel.h"
@@ -273,7 +274,8 @@ void save_checkpoint(const std::string& path, const TensorMap& model, const Tens
                          {"correct", info.correct},
                          {"clips", info.clips},
                          {"steps_in_epoch", info.steps_in_epoch},
-                         {"skipped", info.skipped}};
+                         {"skipped", info.skipped},
+                         {"ranks", info.ranks}};
   const json clip = {{"frames", info.frames}, {"size", info.size}, {"resize", info.resize}};
   save_safetensors(path, all,
                    {{"format", "pt"},
@@ -311,6 +313,7 @@ Checkpoint load_checkpoint(const std::string& path) {
     c.info.clips = p.at("clips").get<int64_t>();
     c.info.steps_in_epoch = p.at("steps_in_epoch").get<int64_t>();
     c.info.skipped = p.at("skipped").get<int64_t>();
+    c.info.ranks = p.value("ranks", int64_t{1});
     c.info.rng = meta.at("reel.rng");
     c.info.config = meta.at("reel.config");
   } catch (const std::exception& e) {
@@ -388,7 +391,10 @@ data::Dataset open_dataset(const std::string& path, const std::string& layout, i
 TrainReport train(const TrainConfig& c, const std::string& config_text, bool resume,
                   std::FILE* out) {
   const auto t_start = Clock::now();
-  Progress progress(out, c.log_every);
+  // Data-parallel under mpirun: rank 0 alone prints and writes (distributed.h).
+  const Ranks& ranks = Ranks::world(c.rank_timeout);
+  const bool lead = ranks.rank() == 0;
+  Progress progress(lead ? out : nullptr, c.log_every);
   TrainReport report;
   report.run_dir = c.out;
   const fs::path run(c.out);
@@ -407,13 +413,33 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
     REEL_CHECK(!fs::exists(last_path, ec),
                "--out " << c.out << " already holds a run; continue it with --resume " << c.out
                         << " or choose another --out");
-    fs::create_directories(run, ec);
-    REEL_CHECK(!ec && fs::is_directory(run),
+    if (lead) fs::create_directories(run, ec);
+    REEL_CHECK(!lead || (!ec && fs::is_directory(run)),
                "--out " << c.out << ": cannot create the folder (" << ec.message() << ")");
   }
+  // Every rank must run the same settings with the same code: one line on rank 0 otherwise.
+  ranks.check_same(checksum(config_text + "\n" + REEL_SOURCE_VERSION),
+                   "the settings (config.toml) or the reel build");
+  if (resume && ckpt.info.ranks != ranks.size())
+    throw Error("--resume " + c.out + ": the run was trained on " +
+                std::to_string(ckpt.info.ranks) + " ranks; resume it with mpirun -np " +
+                std::to_string(ckpt.info.ranks) + " (" + std::to_string(ranks.size()) +
+                " here): the data order and the global batch depend on it");
 
   if (c.threads > 0) cpu::set_num_threads(static_cast<int>(c.threads));
-  const Device device = choose_device(c.device, progress);
+  Device device = choose_device(c.device, progress);
+  if (device.is_cuda() && ranks.distributed() && (c.device == "auto" || c.device == "cuda")) {
+    // One GPU per rank of a machine: cuda:<the rank's place there>, or cuda:0 when the machine
+    // has fewer GPUs than ranks.
+    if (const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK")) {
+      const Device mine = Device::cuda(std::atoi(local));
+      try {
+        check_device_usable(mine);
+        device = mine;
+      } catch (const Error&) {
+      }
+    }
+  }
 
   // Data.
   data::Dataset train_set = open_dataset(c.data, c.layout, c.split, true);
@@ -441,6 +467,8 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
   lo.batch_size = static_cast<int>(c.batch);
   lo.workers = static_cast<int>(c.workers);
   lo.seed = c.seed;
+  lo.shard = ranks.rank();  // this rank's part of every global batch of N * --batch clips
+  lo.shards = ranks.size();
   lo.sampler.frames = static_cast<int>(c.frames);
   lo.transform.resize = static_cast<int>(c.resize);
   lo.transform.crop = static_cast<int>(c.size);
@@ -536,8 +564,16 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
     info.config = keep_config;
     info.model = mo;
   }
-  write_file_atomic((run / "config.toml").string(), config_text);
-  MetricsLog metrics((run / "metrics.jsonl").string(), resume, info.step);
+  info.ranks = ranks.size();
+  std::unique_ptr<MetricsLog> metrics;
+  if (lead) {
+    write_file_atomic((run / "config.toml").string(), config_text);
+    metrics = std::make_unique<MetricsLog>((run / "metrics.jsonl").string(), resume, info.step);
+  }
+  // The same initial weights on every rank (the same seed, or the same checkpoint).
+  ranks.check_same(checksum(model.named_parameters()), "the initial parameters");
+  GradientAverager averager(ranks, trainable, c.bucket_mib);
+  const NamedTensors buffers = model.named_buffers();
 
   {
     std::ostringstream m;
@@ -575,6 +611,10 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
   finite.skipped = info.skipped;
 
   auto make_checkpoint = [&](const std::string& path) {
+    // The parameters must not have drifted apart between the ranks.
+    ranks.check_same(checksum(model.named_parameters()),
+                     "the parameters at step " + std::to_string(info.step));
+    if (!lead) return;
     info.rng = default_generator().state();
     info.skipped = finite.skipped;
     save_checkpoint(path, model.state_dict(), opt->state_dict(),
@@ -594,10 +634,38 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
       if (!loader.next(batch)) break;
       wait += seconds_since(t_wait);
       opt->zero_grad();
+      const int64_t n = static_cast<int64_t>(batch.labels.size());
+      // Over the ranks: the global batch's clips (bad videos may make the parts unequal) and
+      // whether a signal came, so that every rank stops at the same step.
+      std::vector<double> agreed = {static_cast<double>(n), g_signal != 0 ? 1.0 : 0.0};
+      ranks.sum(agreed, "the batch size");
+      const double global_n = agreed[0];
+      if (ranks.distributed()) {
+        if (agreed[1] > 0.0 && g_signal == 0) g_signal = SIGTERM;
+        // BatchNorm's running statistics: rank 0's on every rank before each forward, as
+        // PyTorch's DistributedDataParallel does.
+        for (const auto& [name, b] : buffers) {
+          Tensor host = b.device().is_cuda() ? b.to(Device::cpu()) : b;
+          ranks.broadcast(host.data(), host.numel(), "the BatchNorm buffers");
+          if (b.device().is_cuda()) Tensor(b).copy_(host);
+        }
+      }
       Tensor logits = model.forward(batch.clips, batch.lengths);
       Tensor loss = cross_entropy(logits, batch.labels);
-      loss.backward();
-      const float lv = loss.item();
+      // Each rank's mean, weighted by its share of the global batch: the average over the ranks
+      // that the averager takes is then the mean over the whole global batch.
+      const double weight = static_cast<double>(n) * ranks.size() / std::max(1.0, global_n);
+      (ranks.distributed() ? loss * static_cast<float>(weight) : loss).backward();
+      averager.finish();
+      const std::vector<float> l = logits.to_vector();
+      int64_t right = 0;
+      for (int64_t i = 0; i < n; ++i)
+        right += top_k(l.data() + i * mo.num_classes, mo.num_classes, 1)[0] == batch.labels[i];
+      std::vector<double> stats = {loss.item() * static_cast<double>(n),
+                                   static_cast<double>(right)};
+      ranks.sum(stats, "the step's loss");
+      const float lv = static_cast<float>(stats[0] / std::max(1.0, global_n));
+      right = static_cast<int64_t>(stats[1]);
       double norm = 0.0;
       bool stepped = finite.ok(info.step, lv, trainable);
       if (stepped) {
@@ -606,38 +674,34 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
       }
       const double lr = current_lr();
       if (sched) sched->step();
-      const std::vector<float> l = logits.to_vector();
-      const int64_t n = static_cast<int64_t>(batch.labels.size());
-      int64_t right = 0;
-      for (int64_t i = 0; i < n; ++i)
-        right += top_k(l.data() + i * mo.num_classes, mo.num_classes, 1)[0] == batch.labels[i];
       info.step += 1;
       info.batch = batch.index + 1;
       info.steps_in_epoch += 1;
       info.loss_sum += lv;
       info.correct += right;
-      info.clips += n;
-      clips_this_run += n;
+      info.clips += static_cast<int64_t>(global_n);
+      clips_this_run += static_cast<int64_t>(global_n);
       const double secs = seconds_since(t_epoch);
       const double clips_per_s = clips_this_run / std::max(secs, 1e-9);
       const double share = wait / std::max(secs, 1e-9);
-      const double eta =
-          secs / std::max<int64_t>(1, clips_this_run) * c.batch * (steps_per_epoch - info.batch);
+      const double eta = secs / std::max<int64_t>(1, clips_this_run) * c.batch * ranks.size() *
+                         (steps_per_epoch - info.batch);
       const double mean_loss = info.loss_sum / static_cast<double>(info.steps_in_epoch);
       const double acc = static_cast<double>(info.correct) / static_cast<double>(info.clips);
       if (info.step % c.log_every == 0) {
-        metrics.write(
-            {{"kind", "step"},
-             {"epoch", epoch + 1},
-             {"step", info.step},
-             {"loss", lv},
-             {"accuracy", static_cast<double>(right) / static_cast<double>(n)},
-             {"lr", lr},
-             {"grad_norm", norm},
-             {"clips_per_s", clips_per_s},
-             {"data_wait", share},
-             {"memory_mib", static_cast<double>(memory_stats(device).in_use_bytes) / 1048576.0},
-             {"skipped", finite.skipped}});
+        if (metrics)
+          metrics->write(
+              {{"kind", "step"},
+               {"epoch", epoch + 1},
+               {"step", info.step},
+               {"loss", lv},
+               {"accuracy", static_cast<double>(right) / std::max(1.0, global_n)},
+               {"lr", lr},
+               {"grad_norm", norm},
+               {"clips_per_s", clips_per_s},
+               {"data_wait", share},
+               {"memory_mib", static_cast<double>(memory_stats(device).in_use_bytes) / 1048576.0},
+               {"skipped", finite.skipped}});
       }
       progress.update(epoch + 1, c.epochs, info.batch, steps_per_epoch, eta, mean_loss, acc,
                       clips_per_s, share, info.batch == steps_per_epoch);
@@ -690,6 +754,11 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
           right += top_k(l.data() + i * mo.num_classes, mo.num_classes, 1)[0] == vb.labels[i];
         seen += n;
       }
+      std::vector<double> val = {static_cast<double>(right), static_cast<double>(seen), vloss};
+      ranks.sum(val, "the validation counts");  // each rank validated its shard
+      right = static_cast<int64_t>(val[0]);
+      seen = static_cast<int64_t>(val[1]);
+      vloss = val[2];
       const double vacc = seen ? static_cast<double>(right) / static_cast<double>(seen) : 0.0;
       line["val_accuracy"] = vacc;
       line["val_loss"] = seen ? vloss / static_cast<double>(seen) : 0.0;
@@ -701,7 +770,7 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
       progress.line(msg);
       model.train();
     }
-    metrics.write(line);
+    if (metrics) metrics->write(line);
     report.last_train_accuracy = epoch_acc;
     report.epochs_done = epoch + 1;
     info.epoch = epoch + 1;

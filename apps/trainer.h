@@ -37,6 +37,7 @@ struct CheckpointInfo {
   // uninterrupted one would.
   double loss_sum = 0.0;
   int64_t correct = 0, clips = 0, steps_in_epoch = 0, skipped = 0;
+  int64_t ranks = 1;   // processes of the run (mpirun -np N): a resume needs as many
   std::string config;  // the run's config.toml
 };
 

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config doctest-dev libbenchmark-dev libopenblas-dev
           libcli11-dev libtomlplusplus-dev libboost-context-dev nlohmann-json3-dev libopencv-dev libstb-dev ffmpeg
-          clang-format
+          clang-format openmpi-bin libopenmpi-dev
           "$@")
 missing=()
 for p in "${packages[@]}"; do
