@@ -176,6 +176,8 @@ ConfigOptions::ConfigOptions(CLI::App& app, TrainConfig& c) {
   add(app, "max_steps", c.max_steps, "stop after this many steps in all (0: no limit)");
   add(app, "bucket_mib", c.bucket_mib,
       "mpirun: MiB of gradients per all-reduce bucket (reduced while backward runs)");
+  add(app, "sync_bn", c.sync_bn,
+      "mpirun: BatchNorm statistics over the whole global batch (default: each rank's own)");
   add(app, "rank_timeout", c.rank_timeout,
       "mpirun: seconds a rank waits for the others before stopping every rank");
 }

@@ -62,6 +62,7 @@ struct TrainConfig {
   int64_t max_steps = 0;   // stop after this many steps in all (0: no limit); for tests and demos
   // data-parallel (mpirun -np N; apps/distributed.h): --batch is per rank
   double bucket_mib = 4.0;      // gradient buckets reduced while backward runs
+  bool sync_bn = false;         // BatchNorm statistics over the global batch (default: per rank)
   double rank_timeout = 300.0;  // seconds a rank waits for the others before stopping them all
 };
 

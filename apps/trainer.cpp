@@ -573,6 +573,13 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
   // The same initial weights on every rank (the same seed, or the same checkpoint).
   ranks.check_same(checksum(model.named_parameters()), "the initial parameters");
   GradientAverager averager(ranks, trainable, c.bucket_mib);
+  // --sync-bn: every training-mode BatchNorm sums its statistics over the ranks.
+  struct SyncBn {
+    explicit SyncBn(const Ranks* r) {
+      if (r) set_batch_norm_reducer([r](std::vector<double>& s) { r->sum(s, "--sync-bn"); });
+    }
+    ~SyncBn() { set_batch_norm_reducer(nullptr); }
+  } sync_bn(c.sync_bn && ranks.distributed() ? &ranks : nullptr);
   const NamedTensors buffers = model.named_buffers();
 
   {

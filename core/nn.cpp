@@ -1,5 +1,6 @@
 #include "reel/core/nn.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -211,6 +212,123 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
 #define REEL_BN_KERNEL(dev, fn, ...) REEL_KERNEL(dev, fn, __VA_ARGS__)
 #endif
 
+namespace {
+
+BatchStatsReducer& bn_reducer() {
+  static BatchStatsReducer reducer;
+  return reducer;
+}
+
+// batch_norm in training mode with statistics over every process (set_batch_norm_reducer).
+// x: [N, C, HW]. The local mean and variance come from the training kernel, are combined as
+// sums in double over the processes, and the evaluation kernel normalises with the result; the
+// backward takes dy * w * invstd from the evaluation-mode backward, with the per-channel sums
+// of dy and dy * xhat, and subtracts their global means.
+Tensor sync_batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, float momentum, float eps,
+                       int64_t N, int64_t C, int64_t HW) {
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(x.shape(), dev);
+  Tensor mean = Tensor::empty({C}, dev), invstd = Tensor::empty({C}, dev);
+  const float* w = weight.defined() ? weight.data() : nullptr;
+  const float* b = bias.defined() ? bias.data() : nullptr;
+  const double n_local = static_cast<double>(N * HW);
+  // sums: [count, sum over the channel's values (C), sum of their squares (C)]
+  std::vector<double> sums(static_cast<size_t>(1 + 2 * C), 0.0);
+  sums[0] = n_local;
+  if (x.numel() > 0) {
+    REEL_BN_KERNEL(dev, batchnorm_forward_train, x.data(), w, b, y.data(), mean.data(),
+                   invstd.data(), nullptr, nullptr, momentum, eps, N, C, HW);
+    const std::vector<float> m = mean.to_vector(), is = invstd.to_vector();
+    for (int64_t c = 0; c < C; ++c) {
+      const double var = 1.0 / (static_cast<double>(is[c]) * is[c]) - eps;  // biased, local
+      sums[1 + c] = n_local * m[c];
+      sums[1 + C + c] = n_local * (var + static_cast<double>(m[c]) * m[c]);
+    }
+  }
+  bn_reducer()(sums);
+  const double n = sums[0];
+  REEL_CHECK(n > 1.0,
+             "batch_norm: training needs more than one value per channel over all "
+             "processes, got "
+                 << n);
+  std::vector<float> gmean(static_cast<size_t>(C)), gvar(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const double mu = sums[1 + c] / n;
+    gmean[c] = static_cast<float>(mu);
+    gvar[c] = static_cast<float>(std::max(0.0, sums[1 + C + c] / n - mu * mu));
+  }
+  if (running_mean.defined()) {
+    std::vector<float> rm = running_mean.to_vector(), rv = running_var.to_vector();
+    for (int64_t c = 0; c < C; ++c) {
+      rm[c] = (1.0f - momentum) * rm[c] + momentum * gmean[c];
+      rv[c] = (1.0f - momentum) * rv[c] + momentum * static_cast<float>(gvar[c] * n / (n - 1.0));
+    }
+    Tensor(running_mean).copy_(Tensor::from_vector(rm, {C}, dev));
+    Tensor(running_var).copy_(Tensor::from_vector(rv, {C}, dev));
+  }
+  const Tensor gm = Tensor::from_vector(gmean, {C}, dev), gv = Tensor::from_vector(gvar, {C}, dev);
+  if (x.numel() > 0)
+    REEL_BN_KERNEL(dev, batchnorm_forward_eval, x.data(), w, b, gm.data(), gv.data(), y.data(),
+                   mean.data(), invstd.data(), eps, N, C, HW);
+  else
+    invstd.copy_(Tensor::from_vector(std::vector<float>(static_cast<size_t>(C), 1.0f), {C}, dev));
+  if (!any_requires_grad({&x, &weight, &bias})) return y;
+  auto node = record("sync_batch_norm", y, {x, weight, bias});
+  node->save(x);       // 0
+  node->save(weight);  // 1 (may be undefined)
+  node->save(gm);      // 2
+  node->save(invstd);  // 3
+  node->backward = [N, C, HW, n](Node& self, const Grads& g) {
+    const Device dev = g[0].device();
+    const Tensor xs = self.saved(0), ws = self.saved(1), mu = self.saved(2), is = self.saved(3);
+    Tensor dx = Tensor::empty(xs.shape(), dev);
+    Tensor dw = Tensor::empty({C}, dev), db = Tensor::empty({C}, dev);  // local sums
+    if (xs.numel() == 0) {
+      REEL_KERNEL(dev, fill, dw.data(), 0.0f, C);
+      REEL_KERNEL(dev, fill, db.data(), 0.0f, C);
+    } else {
+      // Evaluation-mode backward: dx = dy * w * invstd, dw = sum dy * xhat, db = sum dy.
+      REEL_BN_KERNEL(dev, batchnorm_backward, g[0].data(), xs.data(),
+                     ws.defined() ? ws.data() : nullptr, mu.data(), is.data(), dx.data(), dw.data(),
+                     db.data(), false, N, C, HW);
+    }
+    std::vector<double> sums(static_cast<size_t>(2 * C));
+    const std::vector<float> dbv = db.to_vector(), dwv = dw.to_vector();
+    for (int64_t c = 0; c < C; ++c) sums[c] = dbv[c], sums[C + c] = dwv[c];
+    bn_reducer()(sums);
+    Grads grads(3);
+    if (self.needs_grad(0) && xs.numel() > 0) {
+      // dx -= w * invstd * (mean(dy) + xhat * mean(dy * xhat)), the means over all processes.
+      std::vector<float> k(static_cast<size_t>(C)), a(static_cast<size_t>(C));
+      const std::vector<float> wv =
+          ws.defined() ? ws.to_vector() : std::vector<float>(static_cast<size_t>(C), 1.0f);
+      const std::vector<float> isv = is.to_vector(), muv = mu.to_vector();
+      for (int64_t c = 0; c < C; ++c) {
+        const double scale = static_cast<double>(wv[c]) * isv[c];
+        const double mdy = sums[c] / n, mdyx = sums[C + c] / n;
+        // xhat = (x - mu) * invstd, so the term is a + b * x per channel:
+        k[c] = static_cast<float>(scale * mdyx * isv[c]);                   // b
+        a[c] = static_cast<float>(scale * (mdy - mdyx * isv[c] * muv[c]));  // a
+      }
+      const Shape cs{1, C, 1};
+      const Tensor x3 = reshape(xs, {N, C, HW});
+      const Tensor corr = reshape(Tensor::from_vector(a, {C}, dev), cs) +
+                          x3 * reshape(Tensor::from_vector(k, {C}, dev), cs);
+      dx = reshape(reshape(dx, {N, C, HW}) - corr, xs.shape());
+    }
+    grads[0] = self.needs_grad(0) ? dx : Tensor();
+    grads[1] = self.needs_grad(1) ? dw : Tensor();
+    grads[2] = self.needs_grad(2) ? db : Tensor();
+    return grads;
+  };
+  return y;
+}
+
+}  // namespace
+
+void set_batch_norm_reducer(BatchStatsReducer reducer) { bn_reducer() = std::move(reducer); }
+
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, float momentum,
                   float eps) {
@@ -228,10 +346,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
              "batch_norm: evaluation mode needs running_mean and running_var");
   REEL_CHECK(eps > 0.0f && momentum >= 0.0f && momentum <= 1.0f,
              "batch_norm: eps " << eps << " must be > 0 and momentum " << momentum << " in [0, 1]");
+  check_same_device("batch_norm", x, {&running_mean, &running_var, &weight, &bias});
+  if (training && bn_reducer())  // the values of every process count
+    return sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, eps, N, C, HW);
   REEL_CHECK(!training || N * HW > 1 || x.numel() == 0,
              "batch_norm: training needs more than one value per channel, got an input of shape "
                  << shape_str(x.shape()));
-  check_same_device("batch_norm", x, {&running_mean, &running_var, &weight, &bias});
   const Device dev = x.device();
   Tensor y = Tensor::empty(x.shape(), dev);
   Tensor mean = Tensor::empty({C}, dev), invstd = Tensor::empty({C}, dev);

@@ -5,7 +5,10 @@
 // batchnorm.h, pool.h or dropout.h for the input's device, and records its backward.
 #include <cstdint>
 
+#include <functional>
+#include <vector>
 #include "reel/core/random.h"
+
 #include "reel/core/tensor.h"
 
 namespace reel {
@@ -29,6 +32,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, float momentum = 0.1f,
                   float eps = 1e-5f);
+
+// Synchronised BatchNorm across processes (data-parallel training, PyTorch's SyncBatchNorm):
+// when a reducer is set, batch_norm in training mode hands it its per-channel sums, which it
+// must replace in place by their sum over every process (an all-reduce; every process calls
+// batch_norm in the same order). The forward then normalises with the statistics of the whole
+// global batch, and the backward sums the two per-channel reductions of its gradient the same
+// way. An empty function turns it off. core knows nothing of the transport: reel train sets an
+// MPI reducer under --sync-bn.
+using BatchStatsReducer = std::function<void(std::vector<double>& sums)>;
+void set_batch_norm_reducer(BatchStatsReducer reducer);
 
 // x: [N, C, H, W] or [C, H, W]: the maximum of each kernel window (-inf padding, floor mode).
 Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding = 0);

@@ -125,6 +125,31 @@ TEST_CASE("mpirun -np 2 with --batch 4 ends as one process with --batch 8") {
   CHECK_MESSAGE(r4.rc == 0, r4.err);
 }
 
+TEST_CASE("mpirun -np 2 --sync-bn trains the whole network as one process with twice the batch") {
+  // BatchNorm in training mode, its statistics over the global batch: every parameter and
+  // running statistic as one process's (float rounding of the sums aside).
+  const std::string one = fresh("sync_one"), two = fresh("sync_two");
+  Result r1 = run(kCli + args(one, 8, "--epochs 1 --max-steps 5"));
+  REQUIRE_MESSAGE(r1.rc == 0, r1.err);
+  Result r2 = run(kMpirun + kCli + args(two, 4, "--epochs 1 --max-steps 5 --sync-bn"));
+  INFO(r2.out << r2.err);
+  REQUIRE(r2.rc == 0);
+  const TensorMap a = load_safetensors(one + "/last.safetensors");
+  const TensorMap b = load_safetensors(two + "/last.safetensors");
+  int compared = 0;
+  for (const auto& [k, v] : a) {
+    INFO(k);
+    reel::test::check_close(b.at(k), v, 1e-4f);
+    compared += k.find("running_var") != std::string::npos;
+  }
+  CHECK(compared == 20);  // every BatchNorm of the ResNet-18
+  // Without --sync-bn the per-rank statistics give another result.
+  Result r3 = run(kMpirun + kCli + args(fresh("per_rank"), 4, "--epochs 1 --max-steps 5"));
+  REQUIRE(r3.rc == 0);
+  const TensorMap c = load_safetensors(kTmp + "/per_rank/last.safetensors");
+  CHECK(c.at("cnn.bn1.running_var").to_vector() != a.at("cnn.bn1.running_var").to_vector());
+}
+
 TEST_CASE("mpirun: different settings on the ranks, a dead rank, a hanging rank") {
   // Settings that differ: one line from rank 0, non-zero exit.
   Result r = run(kMpirun + "sh -c '" + kCli + args(fresh("differ"), 4, "--epochs 1") +

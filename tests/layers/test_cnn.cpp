@@ -174,6 +174,50 @@ TEST_CASE("batch_norm equals PyTorch: training, evaluation, two values per chann
   }
 }
 
+TEST_CASE("synchronised batch_norm: one process equals batch_norm; two equal ones, the global") {
+  // A reducer that leaves the sums as they are is one process: batch_norm's results exactly
+  // (PyTorch's fixture). One that doubles them is two processes holding the same batch: the
+  // global batch [x; x] has x's statistics and the same gradients, only the running variance's
+  // unbiased factor changes (2n / (2n - 1) instead of n / (n - 1)).
+  for (int copies : {1, 2}) {
+    set_batch_norm_reducer([copies](std::vector<double>& sums) {
+      for (double& v : sums) v *= copies;
+    });
+    for (const char* name : {"train", "train_small", "train_offset"}) {
+      const std::string p = std::string("bn.") + name + ".";
+      INFO(copies << " " << p);
+      Tensor x = grad_leaf(fx(p + "x")), w = grad_leaf(fx(p + "weight")),
+             b = grad_leaf(fx(p + "bias"));
+      const Tensor rv_in = fx(p + "running_var_in");
+      Tensor rm = fx(p + "running_mean_in").clone(), rv = rv_in.clone();
+      Tensor y = batch_norm(x, rm, rv, w, b, true, 0.1f, 1e-5f);
+      const float tol = std::string(name) == "train_offset" ? 2e-3f : kOut;
+      check_close(y, fx(p + "out"), tol, "output");
+      check_close(rm, fx(p + "running_mean_out"), kOut, "running_mean");
+      const double n = static_cast<double>(x.numel() / x.size(1));
+      const double f = copies == 1 ? 1.0 : (2 * n / (2 * n - 1)) / (n / (n - 1));
+      std::vector<float> want = fx(p + "running_var_out").to_vector();
+      const std::vector<float> in = rv_in.to_vector();
+      for (size_t c = 0; c < want.size(); ++c)
+        want[c] = static_cast<float>(0.9 * in[c] + (want[c] - 0.9 * in[c]) * f);
+      check_close(rv, Tensor::from_vector(want, rv.shape()), kOut, "running_var");
+      y.backward(fx(p + "gout"));
+      check_close(x.grad(), fx(p + "grad.x"), std::max(tol, kGrad), "grad x");
+      check_close(w.grad(), fx(p + "grad.weight"), std::max(tol, kGrad), "grad weight");
+      check_close(b.grad(), fx(p + "grad.bias"), kGrad, "grad bias");
+    }
+  }
+  // One value per channel here, but two over the processes: allowed.
+  set_batch_norm_reducer([](std::vector<double>& sums) {
+    for (double& v : sums) v *= 2;
+  });
+  CHECK_NOTHROW(
+      batch_norm(Tensor::ones({1, 3, 1, 1}), Tensor(), Tensor(), Tensor(), Tensor(), true));
+  set_batch_norm_reducer(nullptr);
+  CHECK_THROWS(
+      batch_norm(Tensor::ones({1, 3, 1, 1}), Tensor(), Tensor(), Tensor(), Tensor(), true));
+}
+
 TEST_CASE("max_pool2d and adaptive_avg_pool2d equal PyTorch") {
   for (const char* name : {"resnet", "k2s2", "rect"}) {
     const std::string p = std::string("maxpool.") + name + ".";
