@@ -1,9 +1,11 @@
 #include "distributed.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #ifdef REEL_HAVE_MPI
@@ -36,24 +38,65 @@ void check_mpi(int code, int rank, const char* what) {
               std::string(text, static_cast<size_t>(len)));
 }
 
-// Waits for req, testing it (which also moves MPI's progress along); past the timeout every
-// rank is stopped: a peer that died or hangs must not leave the others waiting for ever.
+// The watchdog: a collective that has waited longer than the timeout for the other ranks (one
+// died, or hangs) makes this rank say so and exit; the launcher then stops every rank. It runs
+// on its own thread and calls no MPI function (MPI is initialised for one thread).
+struct Watchdog {
+  std::atomic<int64_t> since{0};  // steady-clock nanoseconds when the collective began; 0: none
+  std::atomic<const char*> what{""};
+  int rank = 0;
+  double timeout = 300.0;
+  std::once_flag started;
+
+  static Watchdog& get() {
+    static Watchdog w;
+    return w;
+  }
+  static int64_t now() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+  void start() {
+    std::call_once(started, [this] {
+      std::thread([this] {
+        for (;;) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          const int64_t s = since.load();
+          const double waited = s ? static_cast<double>(now() - s) * 1e-9 : 0.0;
+          if (s && waited > timeout) {
+            std::fprintf(stderr,
+                         "reel: error: rank %d: no answer from the other ranks for %.0f s (%s); "
+                         "a rank died or hangs; stopping every rank\n",
+                         rank, waited, what.load());
+            std::fflush(stderr);
+            std::_Exit(1);
+          }
+        }
+      }).detach();
+    });
+  }
+};
+
+// Arms the watchdog for one collective.
+struct Watched {
+  explicit Watched(const char* what) {
+    Watchdog::get().what = what;
+    Watchdog::get().since = Watchdog::now();
+  }
+  ~Watched() { Watchdog::get().since = 0; }
+};
+
+// Waits for req, testing it: MPI moves a non-blocking collective along inside MPI calls only.
 void wait_for(MPI_Request& req, const Ranks& ranks, const char* what) {
+  const Watched watch(what);
   const auto t0 = Clock::now();
-  for (int spins = 0;; ++spins) {
+  for (;;) {
     int done = 0;
     check_mpi(MPI_Test(&req, &done, MPI_STATUS_IGNORE), ranks.rank(), what);
     if (done) return;
-    const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (waited > ranks.timeout()) {
-      std::fprintf(stderr,
-                   "reel: error: rank %d: no answer from the other ranks for %.0f s (%s); a rank "
-                   "died or hangs; stopping every rank\n",
-                   ranks.rank(), waited, what);
-      std::fflush(stderr);
-      MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    // Poll as a blocking call would for a second, then more gently (a rank far behind).
+    if (std::chrono::duration<double>(Clock::now() - t0).count() > 1.0)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
 }
 #endif
@@ -71,10 +114,16 @@ int launcher_ranks() {
   return 1;
 }
 
-Ranks& Ranks::world(double timeout_s) {
+void Ranks::set_timeout(double seconds) {
+  timeout_ = seconds;
+#ifdef REEL_HAVE_MPI
+  Watchdog::get().timeout = seconds;
+#endif
+}
+
+Ranks& Ranks::world() {
   static Ranks r;
   static bool started = false;
-  r.timeout_ = timeout_s;
   if (started) return r;
   started = true;
   const int asked = launcher_ranks();
@@ -85,6 +134,9 @@ Ranks& Ranks::world(double timeout_s) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &r.rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &r.size_);
+    Watchdog& w = Watchdog::get();
+    w.rank = r.rank_;
+    w.start();
   }
 #else
   if (asked > 1)
@@ -108,11 +160,10 @@ void Ranks::finalize() {
 void Ranks::sum(std::vector<double>& v, const char* what) const {
   if (!distributed() || v.empty()) return;
 #ifdef REEL_HAVE_MPI
-  MPI_Request req;
-  check_mpi(MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_SUM,
-                           MPI_COMM_WORLD, &req),
+  const Watched watch(what);
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_SUM,
+                          MPI_COMM_WORLD),
             rank_, what);
-  wait_for(req, *this, what);
 #else
   (void)what;
 #endif
@@ -121,9 +172,8 @@ void Ranks::sum(std::vector<double>& v, const char* what) const {
 void Ranks::broadcast(float* data, int64_t n, const char* what) const {
   if (!distributed() || n == 0) return;
 #ifdef REEL_HAVE_MPI
-  MPI_Request req;
-  check_mpi(MPI_Ibcast(data, static_cast<int>(n), MPI_FLOAT, 0, MPI_COMM_WORLD, &req), rank_, what);
-  wait_for(req, *this, what);
+  const Watched watch(what);
+  check_mpi(MPI_Bcast(data, static_cast<int>(n), MPI_FLOAT, 0, MPI_COMM_WORLD), rank_, what);
 #else
   (void)data, (void)what;
 #endif
@@ -133,11 +183,9 @@ void Ranks::check_same(uint64_t value, const std::string& what) const {
   if (!distributed()) return;
 #ifdef REEL_HAVE_MPI
   std::vector<uint64_t> all(static_cast<size_t>(size_));
-  MPI_Request req;
-  check_mpi(
-      MPI_Iallgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD, &req),
-      rank_, what.c_str());
-  wait_for(req, *this, what.c_str());
+  const Watched watch(what.c_str());
+  check_mpi(MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD),
+            rank_, what.c_str());
   for (int r = 1; r < size_; ++r)
     if (all[static_cast<size_t>(r)] != all[0]) {
       if (rank_ != 0) throw ExitQuietly{1};  // rank 0 says it, once
@@ -208,6 +256,14 @@ void GradientAverager::ready(size_t param) {
     start(b);
     if (!in_finish_) ++started_early_;
   }
+#ifdef REEL_HAVE_MPI
+  // MPI moves a non-blocking collective along only inside MPI calls: test the ones in flight.
+  for (auto& other : buckets_)
+    if (other->started && other->req != MPI_REQUEST_NULL) {
+      int done = 0;
+      MPI_Test(&other->req, &done, MPI_STATUS_IGNORE);
+    }
+#endif
 }
 
 void GradientAverager::start(Bucket& b) {
@@ -223,9 +279,19 @@ void GradientAverager::start(Bucket& b) {
       std::memcpy(dst, h.data(), static_cast<size_t>(h.numel()) * sizeof(float));
     }
   }
-  check_mpi(MPI_Iallreduce(MPI_IN_PLACE, b.buf.data(), static_cast<int>(b.buf.size()), MPI_FLOAT,
-                           MPI_SUM, MPI_COMM_WORLD, &b.req),
-            ranks_.rank(), "the gradient all-reduce");
+  const char* what = "the gradient all-reduce";
+  if (in_finish_) {
+    // After backward, nothing is left to overlap: the blocking all-reduce is MPI's fastest.
+    const Watched watch(what);
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, b.buf.data(), static_cast<int>(b.buf.size()), MPI_FLOAT,
+                            MPI_SUM, MPI_COMM_WORLD),
+              ranks_.rank(), what);
+    b.req = MPI_REQUEST_NULL;
+  } else {
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, b.buf.data(), static_cast<int>(b.buf.size()), MPI_FLOAT,
+                             MPI_SUM, MPI_COMM_WORLD, &b.req),
+              ranks_.rank(), what);
+  }
 #endif
   b.started = true;
 }
@@ -234,25 +300,32 @@ void GradientAverager::finish() {
   if (!ranks_.distributed()) return;
   const auto t0 = std::chrono::steady_clock::now();
   in_finish_ = true;
-  for (auto& b : buckets_)
-    if (!b->started) start(*b);
   const float inv = 1.0f / static_cast<float>(ranks_.size());
   for (auto& bp : buckets_) {
     Bucket& b = *bp;
+    // Those backward did not start go one at a time: concurrent non-blocking all-reduces share
+    // the link and MPI's progress, and end no sooner.
+    if (!b.started) start(b);
 #ifdef REEL_HAVE_MPI
     wait_for(b.req, ranks_, "the gradient all-reduce");
 #endif
-    for (float& v : b.buf) v *= inv;
     for (size_t i = 0; i < b.params.size(); ++i) {
       const Tensor& p = params_[b.params[i]];
       const float* src = b.buf.data() + b.offsets[i];
-      Tensor avg = Tensor::from_vector(std::vector<float>(src, src + p.numel()), p.shape());
-      if (p.device().is_cuda()) avg = avg.to(p.device());
       Tensor g = p.grad();
-      if (g.defined())
-        g.copy_(avg);
-      else
-        p.set_grad(avg);
+      if (!g.defined() || g.device().is_cuda()) {
+        std::vector<float> v(src, src + p.numel());
+        for (float& e : v) e *= inv;
+        Tensor avg = Tensor::from_vector(v, p.shape(), p.device());
+        if (g.defined())
+          g.copy_(avg);
+        else
+          p.set_grad(avg);
+      } else {  // in place: the gradient is the parameter's own
+        float* dst = g.data();
+        const int64_t n = p.numel();
+        for (int64_t e = 0; e < n; ++e) dst[e] = src[e] * inv;
+      }
     }
     b.ready = 0;
     b.started = false;

@@ -26,11 +26,13 @@ struct ExitQuietly {
 class Ranks {
  public:
   // This process's ranks: MPI's world when a launcher started it with several (mpirun sets
-  // OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK), else one rank. The first call initialises
-  // MPI. A collective that waits longer than timeout_s seconds for the other ranks (one died,
-  // or hangs) stops every rank with an error naming it, rather than hanging. Throws UsageError
-  // in a build without MPI started with several ranks.
-  static Ranks& world(double timeout_s = 300.0);
+  // OMPI_COMM_WORLD_SIZE, or PMI_SIZE), else one rank. The first call initialises MPI. Throws
+  // UsageError in a build without MPI started with several ranks.
+  static Ranks& world();
+  // A collective that waits longer than this for the other ranks (one died, or hangs) makes
+  // this rank name it and exit, and the launcher stops every rank, rather than a hang. 300 s
+  // by default.
+  void set_timeout(double seconds);
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool distributed() const { return size_ > 1; }

@@ -392,7 +392,8 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
                   std::FILE* out) {
   const auto t_start = Clock::now();
   // Data-parallel under mpirun: rank 0 alone prints and writes (distributed.h).
-  const Ranks& ranks = Ranks::world(c.rank_timeout);
+  Ranks& ranks = Ranks::world();
+  ranks.set_timeout(c.rank_timeout);
   const bool lead = ranks.rank() == 0;
   Progress progress(lead ? out : nullptr, c.log_every);
   TrainReport report;
