@@ -238,6 +238,13 @@ int run_detect(const DetectArgs& a) {
   const int64_t size =
       has_window ? std::max<int64_t>(1, std::llround(std::min(a.window * fps, 1e12))) : info.frames;
   const double hop = std::clamp(has_hop ? a.hop * fps : size / 4.0, 1.0, 1e12);
+  // The last `size` frames stay in memory, transformed (see classify_windows).
+  const double gib = static_cast<double>(size) * 3 * info.size * info.size * sizeof(float) /
+                     (1024.0 * 1024.0 * 1024.0);
+  if (gib > 2.0)
+    throw UsageError("--window " + shortest(a.window) + " is " + std::to_string(size) +
+                     " frames, which would hold " + shortest(gib) +
+                     " GiB of frames (at most 2): give a shorter --window");
   const auto t0 = std::chrono::steady_clock::now();
   const Windows w = classify_windows(*model, info, *src, fps, size, hop, a.batch);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

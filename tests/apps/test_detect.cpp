@@ -330,7 +330,7 @@ TEST_CASE("reel detect: bad input is one clear line and the documented exit code
     CHECK(r.rc == 2);
     CHECK(r.err.find("--threshold") != std::string::npos);
   }
-  for (const char* bad : {"--window 0", "--window -2", "--hop inf"}) {
+  for (const char* bad : {"--window 0", "--window -2", "--hop inf", "--window 1e300"}) {
     INFO(bad);
     r = reel_run("detect " + short_video + " --run " + run + " " + bad + " --out " + out);
     CHECK(r.rc == 2);
