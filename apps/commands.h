@@ -23,6 +23,8 @@ Command add_eval(CLI::App& app);
 Command add_predict(CLI::App& app);
 // `reel inspect`: heatmaps of the LSTM's gates and states over one clip, with index.html.
 Command add_inspect(CLI::App& app);
+// `reel detect`: class probabilities per second of a long video and the segments of each class.
+Command add_detect(CLI::App& app);
 // `reel embed` / `reel search`: per-video embeddings and retrieval by cosine similarity.
 Command add_embed(CLI::App& app);
 Command add_search(CLI::App& app);

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   commands["eval"] = reel::apps::add_eval(app);
   commands["predict"] = reel::apps::add_predict(app);
   commands["inspect"] = reel::apps::add_inspect(app);
+  commands["detect"] = reel::apps::add_detect(app);
   commands["embed"] = reel::apps::add_embed(app);
   commands["search"] = reel::apps::add_search(app);
 #endif

@@ -256,6 +256,67 @@ void draw_heatmap(const std::vector<float>& values, int rows, int cols, float lo
   write_png(img, path);
 }
 
+void draw_timeline(const std::vector<float>& probs, int seconds,
+                   const std::vector<std::string>& classes, const std::vector<Span>& spans,
+                   double duration, const std::string& title, const std::string& path) {
+  const int n = static_cast<int>(classes.size());
+  REEL_CHECK(n > 0 && seconds > 0 && probs.size() == static_cast<size_t>(seconds) * n,
+             "draw_timeline: " << probs.size() << " values for " << seconds << " seconds x " << n
+                               << " classes");
+  REEL_CHECK(duration > 0.0, "draw_timeline: duration " << duration << " s");
+  int label_w = 0;
+  for (const auto& c : classes) {
+    int base = 0;
+    label_w = std::max(label_w, cv::getTextSize(c.substr(0, 28), kFont, 0.42, 1, &base).width);
+  }
+  const int strip = 22, gap = 4, pw = 720, top = 50;
+  const int left = std::min(label_w, 220) + 34;
+  const int found_y = top + n * (strip + gap) + 8;  // the row of spans, below the strips
+  const int axis_y = found_y + strip + 4;
+  cv::Mat img(axis_y + 55, left + pw + 80, CV_8UC3, kWhite);
+  const cv::Mat lut = viridis_lut();
+  text(img, title, {img.cols / 2, 28}, 0.55, kBlack, 1);
+  // Second s covers [s, s + 1) of the time axis; the last one may end early (at duration).
+  auto X = [&](double t) { return left + static_cast<int>(std::lround(t / duration * pw)); };
+  for (int c = 0; c < n; ++c) {
+    const int y = top + c * (strip + gap);
+    for (int s = 0; s < seconds; ++s) {
+      const int x0 = X(s), x1 = std::max(x0 + 1, X(std::min<double>(s + 1, duration)));
+      cv::rectangle(img, cv::Rect(x0, y, x1 - x0, strip),
+                    heat(probs[static_cast<size_t>(s) * n + c], 0.0f, 1.0f, lut), cv::FILLED);
+    }
+    cv::rectangle(img, {left - 1, y - 1, pw + 2, strip + 2}, kBlack, 1);
+    text(img, classes[c].substr(0, 28), {left - 22, y + strip / 2 + 5}, 0.42, kBlack, 2);
+    cv::rectangle(img, cv::Rect(left - 16, y + 5, 11, strip - 10), kColours[c % 6], cv::FILLED);
+  }
+  text(img, "found", {left - 8, found_y + strip / 2 + 5}, 0.42, kBlack, 2);
+  cv::rectangle(img, {left - 1, found_y - 1, pw + 2, strip + 2}, kGrey, 1);
+  for (const Span& sp : spans) {
+    REEL_CHECK(sp.cls >= 0 && sp.cls < n, "draw_timeline: span of class " << sp.cls);
+    const int x0 = X(std::max(0.0, sp.start)), x1 = X(std::min(duration, sp.end));
+    if (x1 <= x0) continue;
+    cv::rectangle(img, cv::Rect(x0, found_y, x1 - x0, strip), kColours[sp.cls % 6], cv::FILLED);
+    cv::rectangle(img, cv::Rect(x0, found_y, x1 - x0, strip), kWhite, 1);
+    const std::string& name = classes[sp.cls];
+    int base = 0;
+    if (cv::getTextSize(name, kFont, 0.38, 1, &base).width + 6 < x1 - x0)
+      text(img, name, {(x0 + x1) / 2, found_y + strip / 2 + 5}, 0.38, kWhite, 1);
+  }
+  for (double t : ticks(0.0, duration)) {
+    cv::line(img, {X(t), axis_y}, {X(t), axis_y + 5}, kBlack, 1);
+    text(img, number(t), {X(t), axis_y + 20}, 0.4, kBlack, 1);
+  }
+  text(img, "time (s)", {left + pw / 2, axis_y + 42}, 0.45, kBlack, 1);
+  // The colour bar: probability from 0 (bottom) to 1 (top), beside the strips.
+  const int sx = left + pw + 15, h = n * (strip + gap) - gap;
+  for (int y = 0; y < h; ++y)
+    cv::line(img, {sx, top + y}, {sx + 12, top + y},
+             heat(1.0f - static_cast<float>(y) / std::max(1, h - 1), 0.0f, 1.0f, lut));
+  text(img, "1", {sx + 16, top + 10}, 0.4, kBlack);
+  text(img, "0", {sx + 16, top + h}, 0.4, kBlack);
+  write_png(img, path);
+}
+
 void draw_strip(const std::vector<cv::Mat>& images, int height, const std::string& title,
                 const std::string& path) {
   REEL_CHECK(!images.empty() && height > 0, "draw_strip: no image for " << path);

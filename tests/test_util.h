@@ -16,21 +16,37 @@
 
 namespace reel::test {
 
+// The whole content of a file ("" when it cannot be read).
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 // Runs a shell command; returns its exit code (-1 when a signal ended it) and what it wrote
 // to stdout and stderr (each may be null). The outputs go through files beside `scratch`.
 inline int run_command(const std::string& cmd, const std::string& scratch, std::string* out,
                        std::string* err) {
   const std::string o = scratch + ".stdout", e = scratch + ".stderr";
   const int status = std::system((cmd + " > " + o + " 2> " + e).c_str());
-  auto slurp = [](const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  if (out) *out = slurp(o);
-  if (err) *err = slurp(e);
+  if (out) *out = read_text(o);
+  if (err) *err = read_text(e);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A command's exit code and what it wrote.
+struct CommandResult {
+  int rc = 0;
+  std::string out, err;
+};
+
+// `program args` through run_command, as a user runs a binary such as reel.
+inline CommandResult run_program(const std::string& program, const std::string& args,
+                                 const std::string& scratch) {
+  CommandResult r;
+  r.rc = run_command(program + " " + args, scratch, &r.out, &r.err);
+  return r;
 }
 
 // The message of the reel::Error that fn throws; empty when it throws none.

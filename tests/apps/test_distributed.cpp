@@ -29,10 +29,8 @@ const std::string kMpirun =
     "mpirun --allow-run-as-root --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo "
     "--mca oob_tcp_if_include lo -np 2 ";
 
-struct Result {
-  int rc = 0;
-  std::string out, err;
-  double seconds = 0;
+struct Result : reel::test::CommandResult {
+  double seconds = 0;  // how long the command ran
 };
 
 Result run(const std::string& cmd) {

@@ -32,22 +32,11 @@ namespace {
 const std::string kTmp = REEL_TEST_TMP_DIR "/train";
 const std::string kCli = REEL_CLI;
 
-struct Result {
-  int rc = 0;
-  std::string out, err;
-};
+using Result = reel::test::CommandResult;
+using reel::test::read_text;
 
 Result reel_run(const std::string& args) {
-  Result r;
-  r.rc = reel::test::run_command(kCli + " " + args, kTmp + "/run", &r.out, &r.err);
-  return r;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return reel::test::run_program(kCli, args, kTmp + "/run");
 }
 
 // 48 training clips (6 steps of 8 per epoch) and 16 held-out ones, 4 frames of 32x32.

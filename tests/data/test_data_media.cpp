@@ -413,13 +413,6 @@ TEST_CASE("reel digits and reel prepare from the command line, with a bad video"
   CHECK(out.find("nowhere") != std::string::npos);
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST_CASE("ActivityNet layout over real videos: reel train and reel eval on segments") {
   ScratchDir d("media_activitynet");
   const std::string cli = REEL_CLI;
@@ -479,13 +472,14 @@ TEST_CASE("ActivityNet layout over real videos: reel train and reel eval on segm
   // Evaluation: the validation subset by default; a video's prediction averages its segments.
   REQUIRE(run_command(cli + " eval --run " + run + " --which last", out) == 0);
   INFO(out);
-  const std::string ej = slurp(run + "/eval/eval.json");
+  const std::string ej = reel::test::read_text(run + "/eval/eval.json");
   CHECK(ej.find("\"videos\": 2") != std::string::npos);  // bird and short
   CHECK(ej.find("\"clips\": 2") != std::string::npos);   // short's second segment is skipped
   REQUIRE(run_command(cli + " eval --run " + run + " --which last --split training --out " +
                           d / "eval_train",
                       out) == 0);
-  CHECK(slurp(d / "eval_train/eval.json").find("\"videos\": 3") != std::string::npos);
+  CHECK(reel::test::read_text(d / "eval_train/eval.json").find("\"videos\": 3") !=
+        std::string::npos);
   CHECK(run_command(cli + " eval --run " + run + " --split testing", out) == 2);
   CHECK(out.find("--split must be training or validation") != std::string::npos);
 
