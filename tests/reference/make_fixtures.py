@@ -319,24 +319,31 @@ def resnet_eval(m, name, *shape):
         cnn[f"{name}.input"], cnn[f"{name}.output"] = x, m(x)
 
 
+def modes_case(m, state, store, name):
+    """For mode in eval, train, from `state`: a [2, 3, 32, 32] input, the output, an upstream
+    gradient and every gradient, and in train mode the buffers after the forward, into store
+    under <name>.<mode>.*."""
+    for mode in ("eval", "train"):
+        m.load_state_dict(state)
+        m.zero_grad(set_to_none=True)
+        m.train(mode == "train")
+        x = f32(torch.randn(2, 3, 32, 32, dtype=torch.float64)).requires_grad_(True)
+        out = m(x)
+        gout = f32(torch.randn(out.shape, dtype=torch.float64))
+        out.backward(gout)
+        p = f"{name}.{mode}"
+        store[f"{p}.input"], store[f"{p}.output"] = x.detach(), out.detach()
+        store[f"{p}.grad_output"], store[f"{p}.grad.input"] = gout, x.grad
+        for k, v in m.named_parameters():
+            store[f"{p}.grad.{k}"] = v.grad
+        if mode == "train":
+            for k, v in m.named_buffers():
+                store[f"{p}.buffers.{k}"] = v.clone()
+
+
 torch.manual_seed(3)
 m, state = narrow_resnet("resnet18", [2, 2, 2, 2], torchvision.models.resnet18)
-for mode in ("eval", "train"):
-    m.load_state_dict(state)
-    m.zero_grad(set_to_none=True)
-    m.train(mode == "train")
-    x = f32(torch.randn(2, 3, 32, 32, dtype=torch.float64)).requires_grad_(True)
-    out = m(x)
-    gout = f32(torch.randn(out.shape, dtype=torch.float64))
-    out.backward(gout)
-    p = f"resnet18.{mode}"
-    cnn[f"{p}.input"], cnn[f"{p}.output"], cnn[f"{p}.grad_output"] = x.detach(), out.detach(), gout
-    cnn[f"{p}.grad.input"] = x.grad
-    for k, v in m.named_parameters():
-        cnn[f"{p}.grad.{k}"] = v.grad
-    if mode == "train":
-        for k, v in m.named_buffers():
-            cnn[f"{p}.buffers.{k}"] = v.clone()
+modes_case(m, state, cnn, "resnet18")
 m.load_state_dict(state)
 resnet_eval(m, "resnet18.eval_nonsquare", 1, 3, 40, 56)
 m, _ = narrow_resnet("resnet34", [3, 4, 6, 3], torchvision.models.resnet34)
@@ -600,26 +607,11 @@ def narrow_vgg(cfg, batch_norm, reference, num_classes=10, width=VGG_WIDTH):
     return m
 
 
-def vgg_case(m, name, modes=("eval", "train")):
+def vgg_case(m, name):
     state = {k: v.clone() for k, v in m.state_dict().items()}
     for k, v in state.items():
         vgg[f"{name}.p.{k}"] = v
-    for mode in modes:
-        m.load_state_dict(state)
-        m.zero_grad(set_to_none=True)
-        m.train(mode == "train")
-        x = f32(torch.randn(2, 3, 32, 32, dtype=torch.float64)).requires_grad_(True)
-        out = m(x)
-        gout = f32(torch.randn(out.shape, dtype=torch.float64))
-        out.backward(gout)
-        p = f"{name}.{mode}"
-        vgg[f"{p}.input"], vgg[f"{p}.output"], vgg[f"{p}.grad_output"] = x.detach(), out.detach(), gout
-        vgg[f"{p}.grad.input"] = x.grad
-        for k, v in m.named_parameters():
-            vgg[f"{p}.grad.{k}"] = v.grad
-        if mode == "train":
-            for k, v in m.named_buffers():
-                vgg[f"{p}.buffers.{k}"] = v.clone()
+    modes_case(m, state, vgg, name)
 
 
 torch.manual_seed(7)
