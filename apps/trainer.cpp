@@ -645,11 +645,20 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
       const int64_t n = static_cast<int64_t>(batch.labels.size());
       // Over the ranks: the global batch's clips (bad videos may make the parts unequal) and
       // whether a signal came, so that every rank stops at the same step.
-      std::vector<double> agreed = {static_cast<double>(n), g_signal != 0 ? 1.0 : 0.0};
+      std::vector<double> agreed = {static_cast<double>(n), g_signal != 0 ? 1.0 : 0.0,
+                                    n == 0 ? 1.0 : 0.0};
       ranks.sum(agreed, "the batch size");
       const double global_n = agreed[0];
       if (ranks.distributed()) {
         if (agreed[1] > 0.0 && g_signal == 0) g_signal = SIGTERM;
+        if (agreed[2] > 0.0) {
+          // A rank's part held no readable clip: every rank skips this global batch together
+          // (a rank without data cannot take part in the forward's collectives).
+          progress.line("reel: global batch " + std::to_string(batch.index + 1) +
+                        " skipped: a rank's part of it held no readable video");
+          info.batch = batch.index + 1;
+          continue;
+        }
         // BatchNorm's running statistics: rank 0's on every rank before each forward, as
         // PyTorch's DistributedDataParallel does.
         for (const auto& [name, b] : buffers) {
@@ -754,8 +763,9 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
       int64_t right = 0, seen = 0;
       double vloss = 0.0;
       while (val_loader->next(vb)) {
-        Tensor logits = model.forward(vb.clips, vb.lengths);
         const int64_t n = static_cast<int64_t>(vb.labels.size());
+        if (n == 0) continue;  // a shard's batch of bad videos only
+        Tensor logits = model.forward(vb.clips, vb.lengths);
         vloss += cross_entropy(logits, vb.labels).item() * static_cast<double>(n);
         const std::vector<float> l = logits.to_vector();
         for (int64_t i = 0; i < n; ++i)

@@ -256,7 +256,9 @@ bool Loader::next(Batch& batch) {
       if (logged_.insert(path).second)
         (opts_.log ? *opts_.log : std::cerr) << "reel: skipping bad video: " << p.errors[i] << "\n";
     }
-    if (good.empty()) continue;
+    // Every clip of the batch was bad: skip it, but a shard hands it on empty, since every
+    // rank of a data-parallel run must take part in every step.
+    if (good.empty() && opts_.shards == 1) continue;
     batch = Batch();
     batch.index = index;
     if (static_cast<int>(good.size()) == p.size) {

@@ -84,7 +84,9 @@ class Loader {
   // run's data position).
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch; false at its end. A batch holds fewer clips than batch_size
-  // when it is the last (without drop_last) or when bad videos were skipped. Throws reel::Error
+  // when it is the last (without drop_last) or when bad videos were skipped; a batch whose
+  // clips were all bad is skipped, except by a shard (shards > 1), which returns it with no
+  // clip (clips [0, T, 3, H, W]). Throws reel::Error
   // naming the file for a bad video under OnBadVideo::Fail.
   bool next(Batch& batch);
   // What the current (or last) epoch has delivered so far.

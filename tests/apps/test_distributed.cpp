@@ -173,6 +173,26 @@ TEST_CASE("mpirun: different settings on the ranks, a dead rank, a hanging rank"
   CHECK_MESSAGE(r.err.find("rank 0: no answer from the other ranks") != std::string::npos, r.err);
 }
 
+TEST_CASE("mpirun: a rank whose part of a global batch is all bad videos; all ranks skip it") {
+  // With --batch 1 per rank, the rank that draws the garbage video has nothing for that step:
+  // every rank skips the global batch together and training goes on.
+  const std::string data = fresh("bad_data");
+  fs::copy(digits(), data, fs::copy_options::recursive);
+  // The first training video (trainlist01.txt: "Class/v_....avi <label>").
+  const std::string list = reel::test::read_text(data + "/trainlist01.txt");
+  const std::string victim = data + "/" + list.substr(0, list.find(' '));
+  REQUIRE(fs::exists(victim));
+  std::ofstream(victim, std::ios::trunc) << "not a video";
+  std::string a = args(fresh("bad_run"), 1, "--epochs 1");
+  a.replace(a.find(digits()), digits().size(), data);
+  Result r = run(kMpirun + kCli + a);
+  INFO(r.out << r.err);
+  CHECK(r.rc == 0);
+  CHECK((r.out + r.err).find("skipping bad video") != std::string::npos);
+  CHECK(r.out.find("skipped: a rank's part of it held no readable video") != std::string::npos);
+  CHECK(fs::exists(kTmp + "/bad_run/last.safetensors"));
+}
+
 #else
 
 TEST_CASE("a build without MPI started by a launcher with 2 ranks says so in one line") {
