@@ -136,6 +136,9 @@ void ConfigOptions::add(CLI::App& app, const std::string& key, T& field, const s
 ConfigOptions::ConfigOptions(CLI::App& app, TrainConfig& c) {
   add(app, "data", c.data, "dataset folder, or a store made by `reel prepare`");
   add(app, "layout", c.layout, "dataset layout: ucf101, kinetics, folder, csv or activitynet");
+  add(app, "list", c.list,
+      "the index: UCF101's list folder, a Kinetics or csv CSV, ActivityNet's JSON (default: in "
+      "--data)");
   add(app, "split", c.split, "UCF101 split (1 to 3)");
   add(app, "val_data", c.val_data,
       "validation set (default: UCF101's test list, Kinetics' val rows, none for folder/csv)");

@@ -24,6 +24,9 @@ struct TrainConfig {
   // data
   std::string data;  // a dataset folder or a store made by `reel prepare`
   std::string layout = "folder";
+  // The index: UCF101's folder of lists, Kinetics' or csv's CSV, ActivityNet's JSON (default:
+  // found in --data, see data::DatasetOptions::list).
+  std::string list;
   int64_t split = 1;     // UCF101's split (1..3)
   std::string val_data;  // the validation set's folder (default: see README)
   std::string on_bad_video = "skip";

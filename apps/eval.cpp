@@ -31,7 +31,7 @@ using json = nlohmann::json;
 namespace {
 
 struct EvalArgs {
-  std::string run, checkpoint, data, layout, out;
+  std::string run, checkpoint, data, layout, list, out;
   std::string split;  // UCF101: 1 to 3; ActivityNet: training or validation
   int64_t clips = 1, batch = 8, workers = 0, threads = 0;
   std::string which = "best";
@@ -49,6 +49,7 @@ void data_from_run(const Checkpoint& ck, EvalArgs& a) {
   const std::string val = t["val_data"].value_or(std::string());
   const std::string layout = t["layout"].value_or(std::string("folder"));
   if (a.layout.empty()) a.layout = layout;
+  if (a.list.empty() && val.empty()) a.list = t["list"].value_or(std::string());
   if (a.split.empty() && layout == "ucf101")
     a.split = std::to_string(t["split"].value_or(int64_t{1}));
   if (!val.empty()) {
@@ -203,7 +204,7 @@ int run_eval(EvalArgs a) {
       throw UsageError("--split must be 1, 2 or 3 for UCF101 (got " + a.split + ")");
     split = std::stoi(a.split);
   }
-  data::Dataset ds = open_dataset(a.data, a.layout, split, train_part);
+  data::Dataset ds = open_dataset(a.data, a.layout, split, train_part, a.list);
   for (const std::string& note : ds.notes) std::fprintf(stderr, "reel: %s\n", note.c_str());
   REEL_CHECK(ds.classes == ck.info.classes, a.data << " has other classes (" << ds.classes.size()
                                                    << ") than the checkpoint " << path << " ("
@@ -263,6 +264,9 @@ Command add_eval(CLI::App& app) {
   sub->add_option("--data", a->data, "dataset folder or store (default: the run's validation set)");
   sub->add_option("--layout", a->layout,
                   "ucf101, kinetics, folder, csv or activitynet (default: the run's)");
+  sub->add_option("--list", a->list,
+                  "the index (UCF101's list folder, a CSV, ActivityNet's JSON; default: the run's, "
+                  "or found in --data)");
   sub->add_option("--split", a->split,
                   "UCF101: split 1 to 3 (default: the run's); ActivityNet: validation (default) or "
                   "training");

@@ -370,7 +370,7 @@ std::string chosen_checkpoint(const std::string& run, const std::string& which,
 }
 
 data::Dataset open_dataset(const std::string& path, const std::string& layout, int64_t split,
-                           bool train) {
+                           bool train, const std::string& list) {
   std::error_code ec;
   REEL_CHECK(fs::exists(path, ec), "--data " << path << ": no such file or folder");
   data::Dataset ds;
@@ -382,6 +382,10 @@ data::Dataset open_dataset(const std::string& path, const std::string& layout, i
     o.root = path;
     o.split = static_cast<int>(split);
     o.train = train;
+    o.list = list;
+    std::error_code ec;
+    REEL_CHECK(list.empty() || fs::exists(list, ec),
+               "--list " << list << ": no such file or folder");
     ds = data::load_dataset(o);
   }
   REEL_CHECK(ds.size() > 0, path << ": holds no video (layout " << layout << ")");
@@ -443,7 +447,7 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
   }
 
   // Data.
-  data::Dataset train_set = open_dataset(c.data, c.layout, c.split, true);
+  data::Dataset train_set = open_dataset(c.data, c.layout, c.split, true, c.list);
   for (const std::string& note : train_set.notes) progress.line("reel: " + note);
   const bool fail_bad = c.on_bad_video == "fail";
   drop_missing(train_set, c.data, fail_bad, progress);
@@ -454,7 +458,7 @@ TrainReport train(const TrainConfig& c, const std::string& config_text, bool res
     have_val = true;
   } else if (!train_set.store &&
              (c.layout == "ucf101" || c.layout == "kinetics" || c.layout == "activitynet")) {
-    val_set = open_dataset(c.data, c.layout, c.split, false);
+    val_set = open_dataset(c.data, c.layout, c.split, false, c.list);
     for (const std::string& note : val_set.notes) progress.line("reel: " + note);
     have_val = true;
   }

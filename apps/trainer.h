@@ -69,7 +69,7 @@ std::string chosen_checkpoint(const std::string& run, const std::string& which,
 // A dataset folder (with its layout) or a store file made by `reel prepare`. Throws naming
 // the path when it holds no video.
 data::Dataset open_dataset(const std::string& path, const std::string& layout, int64_t split,
-                           bool train);
+                           bool train, const std::string& list = "");
 
 struct TrainReport {
   int64_t steps = 0, epochs_done = 0;

@@ -450,15 +450,19 @@ TEST_CASE("ActivityNet layout over real videos: reel train and reel eval on segm
     "short": {"subset": "validation", "duration": 10.0, "annotations": [
       {"segment": [0.0, 0.5], "label": "Talking"}, {"segment": [2.0, 3.0], "label": "Talking"}]}
   }})";
-  write_text(d / "activity_net.v1-3.min.json", db);
+  // The annotation file outside the videos' folder, named with --list (eval takes the run's).
+  fs::create_directories(d / "annotations");
+  const std::string annotations = d / "annotations/activity_net.v1-3.min.json";
+  write_text(annotations, db);
   const std::string run = d / "run";
   std::string all, out;
-  const int rc = run_command(cli + " train --data " + d.str() +
-                                 " --layout activitynet --frames 4 --size 32 --resize 32 --width 4 "
-                                 "--feature-dim 8 --hidden 8 --layers 1 --batch 2 --epochs 1 "
-                                 "--workers 1 --threads 1 --log-every 1 --out " +
-                                 run,
-                             all);
+  const int rc =
+      run_command(cli + " train --data " + d.str() + " --layout activitynet --list " + annotations +
+                      " --frames 4 --size 32 --resize 32 --width 4 "
+                      "--feature-dim 8 --hidden 8 --layers 1 --batch 2 --epochs 1 "
+                      "--workers 1 --threads 1 --log-every 1 --out " +
+                      run,
+                  all);
   INFO(all);
   REQUIRE(rc == 0);
   CHECK(all.find("1 listed videos are missing and skipped (" + d / "v_gone.*)") !=
@@ -484,7 +488,7 @@ TEST_CASE("ActivityNet layout over real videos: reel train and reel eval on segm
   CHECK(out.find("--split must be training or validation") != std::string::npos);
 
   // A validation label that training never saw; a malformed segment: exit 1, named.
-  fs::remove(d / "activity_net.v1-3.min.json");
+  // Without --list: the only .json in the data folder.
   std::string unseen = db;
   unseen.replace(unseen.find("\"Talking\"}, {\"segment\": [2.0"), 9, "\"Ballet\"");
   write_text(d / "unseen.json", unseen);
